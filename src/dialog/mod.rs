@@ -1,0 +1,1 @@
+//! (dialog: see ARCHITECTURE.md)

@@ -1,0 +1,1 @@
+//! (rtp: see ARCHITECTURE.md)

@@ -1,0 +1,1 @@
+//! (sip: see ARCHITECTURE.md)

@@ -1,0 +1,1 @@
+//! (tts: see ARCHITECTURE.md)
