@@ -7,7 +7,10 @@ fn main() {
         return;
     }
     let vendor = std::env::var("VOICENAV_VENDOR").unwrap_or_else(|_| {
-        format!("{}/vendor", std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        format!(
+            "{}/vendor",
+            std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")
+        )
     });
     if !std::path::Path::new(&vendor).join("libvosk.so").exists() {
         panic!("{vendor}/libvosk.so is missing: run `bash scripts/setup.sh` (or build with --no-default-features --features whisper)");

@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use crate::observe::LogFormat;
 
 #[derive(Debug, Parser)]
-#[command(name = "voicenav", version, about = "Voice-navigation bot for a bank-and-insurance hotline")]
+#[command(
+    name = "voicenav",
+    version,
+    about = "Voice-navigation bot for a bank-and-insurance hotline"
+)]
 pub struct Cli {
     /// Log format on stderr (RUST_LOG sets the filter).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -182,7 +186,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { config, flows } => crate::server::run(&config, flows.as_deref()),
         Command::Doctor { config } => Ok(crate::doctor::run(&config)),
-        other => anyhow::bail!("`{}` is not available in this build yet", command_name(&other)),
+        other => anyhow::bail!(
+            "`{}` is not available in this build yet",
+            command_name(&other)
+        ),
     }
 }
 

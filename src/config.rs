@@ -124,7 +124,9 @@ pub fn data_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("VOICENAV_DATA") {
         return PathBuf::from(d);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
     home.join(".local/share/voicenav")
 }
 
@@ -305,7 +307,10 @@ impl Config {
     }
 
     fn resolve(file: &Path, mut raw: RawConfig) -> Result<Config, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid { file: file.to_path_buf(), message };
+        let invalid = |message: String| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            message,
+        };
         if raw.rtp.port_min > raw.rtp.port_max || raw.rtp.port_min % 2 == 1 {
             return Err(invalid(format!(
                 "rtp: port_min ({}) must be even and not above port_max ({})",
@@ -313,7 +318,9 @@ impl Config {
             )));
         }
         if raw.sip.udp.is_empty() && raw.sip.tcp.is_empty() {
-            return Err(invalid("sip: at least one udp or tcp listen address is needed".into()));
+            return Err(invalid(
+                "sip: at least one udp or tcp listen address is needed".into(),
+            ));
         }
         let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
         // Paths in the file are relative to the repository root when the config sits in
@@ -333,13 +340,19 @@ impl Config {
         fix(&mut raw.asr.whisper_model);
         fix(&mut raw.asr.vosk_model);
         fix(&mut raw.tts.cache_dir);
-        Ok(Config { file: file.to_path_buf(), raw })
+        Ok(Config {
+            file: file.to_path_buf(),
+            raw,
+        })
     }
 
     /// The password of a trunk or inbound user: `VOICENAV_TRUNK_<NAME>_PASSWORD` first, then
     /// the variable named by `password_env`.
     pub fn secret(trunk: &str, password_env: Option<&str>) -> Option<String> {
-        let key = format!("VOICENAV_TRUNK_{}_PASSWORD", trunk.to_uppercase().replace('-', "_"));
+        let key = format!(
+            "VOICENAV_TRUNK_{}_PASSWORD",
+            trunk.to_uppercase().replace('-', "_")
+        );
         std::env::var(key)
             .ok()
             .or_else(|| password_env.and_then(|v| std::env::var(v).ok()))
@@ -374,12 +387,20 @@ mod tests {
     use super::*;
 
     fn sample() -> String {
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/sip-config/voicenav.yaml")).unwrap()
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sip-config/voicenav.yaml"
+        ))
+        .unwrap()
     }
 
     #[test]
     fn shipped_config_loads() {
-        let cfg = Config::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/sip-config/voicenav.yaml"))).unwrap();
+        let cfg = Config::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/sip-config/voicenav.yaml"
+        )))
+        .unwrap();
         assert_eq!(cfg.raw.sip.udp[0].port(), 5060);
         assert!(cfg.raw.paths.flows.is_absolute());
         assert!(cfg.raw.paths.flows.ends_with("flows"));
@@ -397,7 +418,11 @@ mod tests {
     #[test]
     fn wrong_type_is_an_error_with_position() {
         let text = sample().replacen("port_min: 20000", "port_min: twenty", 1);
-        let line = text.lines().position(|l| l.contains("port_min: twenty")).unwrap() as u64 + 1;
+        let line = text
+            .lines()
+            .position(|l| l.contains("port_min: twenty"))
+            .unwrap() as u64
+            + 1;
         let err = yaml::parse::<RawConfig>(Path::new("v.yaml"), &text).unwrap_err();
         assert_eq!(err.pos.line, line, "{err}");
     }
@@ -405,7 +430,10 @@ mod tests {
     #[test]
     fn password_comes_from_environment() {
         std::env::set_var("VOICENAV_TEST_PW_X", "s3cret");
-        assert_eq!(Config::secret("nope", Some("VOICENAV_TEST_PW_X")).as_deref(), Some("s3cret"));
+        assert_eq!(
+            Config::secret("nope", Some("VOICENAV_TEST_PW_X")).as_deref(),
+            Some("s3cret")
+        );
         assert_eq!(Config::secret("nope", None), None);
     }
 }

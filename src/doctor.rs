@@ -28,10 +28,27 @@ pub struct Check {
 
 impl Check {
     fn pass(name: impl Into<String>, need: Need, detail: impl Into<String>) -> Check {
-        Check { name: name.into(), ok: true, need, detail: detail.into(), fix: String::new() }
+        Check {
+            name: name.into(),
+            ok: true,
+            need,
+            detail: detail.into(),
+            fix: String::new(),
+        }
     }
-    fn fail(name: impl Into<String>, need: Need, detail: impl Into<String>, fix: impl Into<String>) -> Check {
-        Check { name: name.into(), ok: false, need, detail: detail.into(), fix: fix.into() }
+    fn fail(
+        name: impl Into<String>,
+        need: Need,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
+        Check {
+            name: name.into(),
+            ok: false,
+            need,
+            detail: detail.into(),
+            fix: fix.into(),
+        }
     }
 }
 
@@ -43,26 +60,53 @@ pub fn checks(config_file: &Path) -> Vec<Check> {
     let mut out = Vec::new();
     let config = match Config::load(config_file) {
         Ok(c) => {
-            out.push(Check::pass("config", Need::Server, format!("{} is valid", config_file.display())));
+            out.push(Check::pass(
+                "config",
+                Need::Server,
+                format!("{} is valid", config_file.display()),
+            ));
             Some(c)
         }
         Err(e) => {
-            out.push(Check::fail("config", Need::Server, e.to_string(), "fix the file at the position shown"));
+            out.push(Check::fail(
+                "config",
+                Need::Server,
+                e.to_string(),
+                "fix the file at the position shown",
+            ));
             None
         }
     };
     if let Some(cfg) = &config {
         let asr = &cfg.raw.asr;
-        let need_whisper = if asr.backend == AsrBackend::Whisper { Need::Server } else { Need::Tests };
+        let need_whisper = if asr.backend == AsrBackend::Whisper {
+            Need::Server
+        } else {
+            Need::Tests
+        };
         out.push(check_whisper_model(&asr.whisper_model, need_whisper));
-        let need_vosk = if asr.backend == AsrBackend::Vosk { Need::Server } else { Need::Tests };
+        let need_vosk = if asr.backend == AsrBackend::Vosk {
+            Need::Server
+        } else {
+            Need::Tests
+        };
         out.push(check_vosk_model(&asr.vosk_model, need_vosk));
         out.extend(check_ports(cfg));
     }
     out.push(check_libvosk());
     out.push(check_espeak());
-    out.push(check_tool("sipp", &["-v"], Need::Tests, "apt-get install sip-tester"));
-    out.push(check_tool("dot", &["-V"], Need::Tests, "apt-get install graphviz (for `flows graph --format svg`)"));
+    out.push(check_tool(
+        "sipp",
+        &["-v"],
+        Need::Tests,
+        "apt-get install sip-tester",
+    ));
+    out.push(check_tool(
+        "dot",
+        &["-V"],
+        Need::Tests,
+        "apt-get install graphviz (for `flows graph --format svg`)",
+    ));
     out
 }
 
@@ -72,7 +116,11 @@ pub fn run(config_file: &Path) -> ExitCode {
     let mut fatal = false;
     for c in &all {
         let mark = if c.ok { "✓" } else { "✗" };
-        let scope = if c.need == Need::Tests { " (tests)" } else { "" };
+        let scope = if c.need == Need::Tests {
+            " (tests)"
+        } else {
+            ""
+        };
         println!("{mark} {}{scope}: {}", c.name, c.detail);
         if !c.ok {
             println!("    fix: {}", c.fix);
@@ -89,10 +137,16 @@ pub fn run(config_file: &Path) -> ExitCode {
 
 fn check_whisper_model(dir: &Path, need: Need) -> Check {
     let name = "whisper model";
-    let missing: Vec<&str> = ["model.bin", "config.json", "tokenizer.json", "vocabulary.txt", "preprocessor_config.json"]
-        .into_iter()
-        .filter(|f| !dir.join(f).is_file())
-        .collect();
+    let missing: Vec<&str> = [
+        "model.bin",
+        "config.json",
+        "tokenizer.json",
+        "vocabulary.txt",
+        "preprocessor_config.json",
+    ]
+    .into_iter()
+    .filter(|f| !dir.join(f).is_file())
+    .collect();
     if !missing.is_empty() {
         return Check::fail(
             name,
@@ -102,11 +156,16 @@ fn check_whisper_model(dir: &Path, need: Need) -> Check {
         );
     }
     match sha256_file(&dir.join("model.bin")) {
-        Ok(sum) if sum == WHISPER_SHA256 => Check::pass(name, need, format!("{} (sha256 ok)", dir.display())),
+        Ok(sum) if sum == WHISPER_SHA256 => {
+            Check::pass(name, need, format!("{} (sha256 ok)", dir.display()))
+        }
         Ok(sum) => Check::fail(
             name,
             need,
-            format!("{}/model.bin has sha256 {sum}, expected {WHISPER_SHA256}", dir.display()),
+            format!(
+                "{}/model.bin has sha256 {sum}, expected {WHISPER_SHA256}",
+                dir.display()
+            ),
             format!("delete {} and {SETUP}", dir.display()),
         ),
         Err(e) => Check::fail(name, need, format!("cannot read model.bin: {e}"), SETUP),
@@ -130,7 +189,12 @@ fn check_vosk_model(dir: &Path, need: Need) -> Check {
 fn check_libvosk() -> Check {
     let name = "libvosk";
     if !cfg!(feature = "vosk") {
-        return Check::fail(name, Need::Tests, "built without the `vosk` feature", "build with default features");
+        return Check::fail(
+            name,
+            Need::Tests,
+            "built without the `vosk` feature",
+            "build with default features",
+        );
     }
     // SAFETY: dlopen/dlclose with a NUL-terminated name; the handle is only closed.
     let handle = unsafe { libc::dlopen(c"libvosk.so".as_ptr(), libc::RTLD_LAZY) };
@@ -148,8 +212,18 @@ fn check_espeak() -> Check {
         Ok(o) if String::from_utf8_lossy(&o.stdout).contains("cmn-latn-pinyin") => {
             Check::pass(name, Need::Server, "voice cmn-latn-pinyin available")
         }
-        Ok(_) => Check::fail(name, Need::Server, "the Mandarin voice cmn-latn-pinyin is missing", "apt-get install espeak-ng-data"),
-        Err(_) => Check::fail(name, Need::Server, "espeak-ng is not installed", "apt-get install espeak-ng"),
+        Ok(_) => Check::fail(
+            name,
+            Need::Server,
+            "the Mandarin voice cmn-latn-pinyin is missing",
+            "apt-get install espeak-ng-data",
+        ),
+        Err(_) => Check::fail(
+            name,
+            Need::Server,
+            "espeak-ng is not installed",
+            "apt-get install espeak-ng",
+        ),
     }
 }
 
@@ -164,15 +238,28 @@ fn check_ports(cfg: &Config) -> Vec<Check> {
     let mut out = Vec::new();
     let sip = &cfg.raw.sip;
     for addr in &sip.udp {
-        out.push(port_check(format!("sip udp {addr}"), UdpSocket::bind(addr).map(drop)));
+        out.push(port_check(
+            format!("sip udp {addr}"),
+            UdpSocket::bind(addr).map(drop),
+        ));
     }
     for addr in &sip.tcp {
-        out.push(port_check(format!("sip tcp {addr}"), TcpListener::bind(addr).map(drop)));
+        out.push(port_check(
+            format!("sip tcp {addr}"),
+            TcpListener::bind(addr).map(drop),
+        ));
     }
     let http = cfg.raw.http.listen;
-    out.push(port_check(format!("http {http}"), TcpListener::bind(http).map(drop)));
+    out.push(port_check(
+        format!("http {http}"),
+        TcpListener::bind(http).map(drop),
+    ));
     let rtp = &cfg.raw.rtp;
-    let ip = sip.udp.first().map(SocketAddr::ip).unwrap_or([127, 0, 0, 1].into());
+    let ip = sip
+        .udp
+        .first()
+        .map(SocketAddr::ip)
+        .unwrap_or([127, 0, 0, 1].into());
     let free = (rtp.port_min..=rtp.port_max)
         .step_by(2)
         .take(64)
@@ -180,9 +267,18 @@ fn check_ports(cfg: &Config) -> Vec<Check> {
         .count();
     let rtp_name = format!("rtp ports {}-{}", rtp.port_min, rtp.port_max);
     out.push(if free > 0 {
-        Check::pass(rtp_name, Need::Server, format!("{free} of the first 64 pairs free"))
+        Check::pass(
+            rtp_name,
+            Need::Server,
+            format!("{free} of the first 64 pairs free"),
+        )
     } else {
-        Check::fail(rtp_name, Need::Server, "no free port in the range", "choose another rtp range")
+        Check::fail(
+            rtp_name,
+            Need::Server,
+            "no free port in the range",
+            "choose another rtp range",
+        )
     });
     out
 }
@@ -190,7 +286,12 @@ fn check_ports(cfg: &Config) -> Vec<Check> {
 fn port_check(name: String, bind: std::io::Result<()>) -> Check {
     match bind {
         Ok(()) => Check::pass(name, Need::Server, "free"),
-        Err(e) => Check::fail(name, Need::Server, format!("cannot bind: {e}"), "stop what uses it or change the address in the config"),
+        Err(e) => Check::fail(
+            name,
+            Need::Server,
+            format!("cannot bind: {e}"),
+            "stop what uses it or change the address in the config",
+        ),
     }
 }
 

@@ -24,11 +24,12 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let readiness = Arc::new(Readiness::default());
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let mut http_shutdown = shutdown_rx.clone();
-    let (http_addr, http_task) = http::serve(config.raw.http.listen, readiness.clone(), async move {
-        let _ = http_shutdown.wait_for(|stop| *stop).await;
-    })
-    .await
-    .with_context(|| format!("binding the http endpoint {}", config.raw.http.listen))?;
+    let (http_addr, http_task) =
+        http::serve(config.raw.http.listen, readiness.clone(), async move {
+            let _ = http_shutdown.wait_for(|stop| *stop).await;
+        })
+        .await
+        .with_context(|| format!("binding the http endpoint {}", config.raw.http.listen))?;
     tracing::info!(%http_addr, config = %config.file.display(), "observability endpoint listening (/healthz /readyz /metrics)");
     readiness.flows.store(true, Ordering::Relaxed);
 

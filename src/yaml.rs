@@ -34,9 +34,18 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(file: impl Into<PathBuf>, line: u64, column: u64, message: impl Into<String>) -> Self {
+    pub fn new(
+        file: impl Into<PathBuf>,
+        line: u64,
+        column: u64,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
-            pos: SourcePos { file: file.into(), line, column },
+            pos: SourcePos {
+                file: file.into(),
+                line,
+                column,
+            },
             message: message.into(),
         }
     }
@@ -44,7 +53,7 @@ impl Diagnostic {
 
 /// Parses `text` (the contents of `file`) into `T`, mapping any error to a [`Diagnostic`].
 pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Diagnostic> {
-    serde_saphyr::from_str::<T>(text).map_err(|e| to_diagnostic(file, &e))
+    serde_saphyr::from_str::<T>(text).map_err(|e| to_diagnostic(file, text, &e))
 }
 
 /// Reads and parses `file`; an unreadable file is a diagnostic at 1:1.
@@ -54,9 +63,43 @@ pub fn load<T: DeserializeOwned>(file: &Path) -> Result<T, Diagnostic> {
     parse(file, &text)
 }
 
-fn to_diagnostic(file: &Path, e: &serde_saphyr::Error) -> Diagnostic {
-    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-    Diagnostic::new(file, line.max(1), column.max(1), first_line(&e.to_string()))
+fn to_diagnostic(file: &Path, text: &str, e: &serde_saphyr::Error) -> Diagnostic {
+    let known = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .filter(|&(l, _)| l > 0);
+    // serde reports unknown keys without a position; find the key in the text ourselves.
+    let message = first_line(&e.to_string());
+    let key_pos = message
+        .split_once("unknown field `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .and_then(|(field, _)| find_key(text, field, known.map_or(1, |(l, _)| l)));
+    let (line, column) = key_pos.or(known).unwrap_or((1, 1));
+    Diagnostic::new(file, line.max(1), column.max(1), message)
+}
+
+/// The 1-based line and column of the first mapping key `key` at or after `from_line`.
+fn find_key(text: &str, key: &str, from_line: u64) -> Option<(u64, u64)> {
+    text.lines()
+        .enumerate()
+        .skip(from_line.saturating_sub(1) as usize)
+        .find_map(|(i, line)| {
+            let trimmed = line.trim_start();
+            let (indent, rest) = match trimmed.strip_prefix("- ") {
+                Some(r) => (line.len() - r.trim_start().len(), r.trim_start()),
+                None => (line.len() - trimmed.len(), trimmed),
+            };
+            let rest = rest.trim_start_matches(['{', ' ']);
+            let unquoted = rest
+                .strip_prefix('"')
+                .or_else(|| rest.strip_prefix('\''))
+                .unwrap_or(rest);
+            let after = unquoted.strip_prefix(key)?;
+            let after = after.trim_start_matches(['"', '\'']).trim_start();
+            after
+                .starts_with(':')
+                .then(|| (i as u64 + 1, line[..indent].chars().count() as u64 + 1))
+        })
 }
 
 /// serde-saphyr's Display may append a source snippet; keep the message line only, without
@@ -64,6 +107,7 @@ fn to_diagnostic(file: &Path, e: &serde_saphyr::Error) -> Diagnostic {
 fn first_line(s: &str) -> String {
     let line = s.lines().next().unwrap_or(s).trim();
     let line = line.strip_prefix("error: ").unwrap_or(line);
+    // Drop a leading "line N column M:" style prefix if the library adds one.
     line.to_string()
 }
 

@@ -29,7 +29,13 @@ impl Readiness {
     }
 
     fn report(&self) -> String {
-        let flag = |b: &AtomicBool| if b.load(Ordering::Relaxed) { "up" } else { "down" };
+        let flag = |b: &AtomicBool| {
+            if b.load(Ordering::Relaxed) {
+                "up"
+            } else {
+                "down"
+            }
+        };
         format!(
             "flows {}\nrecognizer {}\nsockets {}\ndraining {}\n",
             flag(&self.flows),
@@ -45,12 +51,19 @@ pub fn router(readiness: Arc<Readiness>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { super::metrics_handle().render() }))
+        .route(
+            "/metrics",
+            get(|| async { super::metrics_handle().render() }),
+        )
         .with_state(readiness)
 }
 
 async fn readyz(State(r): State<Arc<Readiness>>) -> (StatusCode, String) {
-    let code = if r.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if r.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, r.report())
 }
 
@@ -64,7 +77,10 @@ pub async fn serve(
     let local = listener.local_addr()?;
     let app = router(readiness);
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "http endpoint stopped");
         }
     });

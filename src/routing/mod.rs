@@ -141,10 +141,12 @@ pub const CORE_SCENARIOS: [&str; 39] = [
 
 /// The core scenario a (possibly finer) scenario id counts for.
 pub fn core_of(scenario: &str) -> Option<&'static str> {
-    CORE_SCENARIOS
-        .iter()
-        .copied()
-        .find(|core| scenario == *core || scenario.strip_prefix(core).is_some_and(|rest| rest.starts_with('.')))
+    CORE_SCENARIOS.iter().copied().find(|core| {
+        scenario == *core
+            || scenario
+                .strip_prefix(core)
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
 }
 
 /// The lane a caller is served in (`X-Voicenav-Lane`).
@@ -197,7 +199,10 @@ mod tests {
         for s in CORE_SCENARIOS {
             assert!(Queue::of_scenario(s).is_some(), "{s}");
         }
-        assert_eq!(core_of("credit_card.bill_query.statement_resend"), Some("credit_card.bill_query"));
+        assert_eq!(
+            core_of("credit_card.bill_query.statement_resend"),
+            Some("credit_card.bill_query")
+        );
         assert_eq!(core_of("credit_card.bill_query_x"), None);
     }
 }
