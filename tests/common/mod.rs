@@ -1,0 +1,200 @@
+//! Shared helpers for the end-to-end tests: the binary, the repository, free loopback
+//! ports, a test configuration on those ports, and a server process that is killed on drop.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `voicenav` binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_voicenav"))
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A UDP port on 127.0.0.1 that is free for both UDP and TCP right now.
+pub fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("addr").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Whether a tool is on PATH; prints the SKIP reason when it is not.
+pub fn have_tool(tool: &str, test: &str) -> bool {
+    let ok = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        println!("SKIP {test}: `{tool}` is not installed (run scripts/setup.sh)");
+    }
+    ok
+}
+
+/// Ports of a test server.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub sip: u16,
+    pub http: u16,
+    pub rtp_min: u16,
+}
+
+/// Writes a configuration in `dir` based on the shipped one, on free loopback ports,
+/// with absolute paths into the repository and `var/` under `dir`. `edit` may change the
+/// YAML text further. Returns the config path and the ports.
+pub fn write_config(dir: &Path, edit: impl FnOnce(String) -> String) -> (PathBuf, Ports) {
+    let repo = repo();
+    let shipped =
+        std::fs::read_to_string(repo.join("sip-config/voicenav.yaml")).expect("shipped config");
+    let ports = Ports {
+        sip: free_port(),
+        http: free_port(),
+        rtp_min: 30000 + (free_port() % 300) * 100,
+    };
+    let abs = |p: &str| repo.join(p).display().to_string();
+    let text = shipped
+        .replace("127.0.0.1:5060", &format!("127.0.0.1:{}", ports.sip))
+        .replace("127.0.0.1:9090", &format!("127.0.0.1:{}", ports.http))
+        .replace("port_min: 20000", &format!("port_min: {}", ports.rtp_min))
+        .replace(
+            "port_max: 29998",
+            &format!("port_max: {}", ports.rtp_min + 98),
+        )
+        .replace("  flows: flows", &format!("  flows: {}", abs("flows")))
+        .replace(
+            "  grammars: grammars",
+            &format!("  grammars: {}", abs("grammars")),
+        )
+        .replace(
+            "  records: var/records",
+            &format!("  records: {}", dir.join("var/records").display()),
+        )
+        .replace(
+            "  recordings: var/recordings",
+            &format!("  recordings: {}", dir.join("var/recordings").display()),
+        )
+        .replace(
+            "  seniors: sip-config/seniors.txt",
+            &format!("  seniors: {}", abs("sip-config/seniors.txt")),
+        )
+        .replace(
+            "  dialect_areas: sip-config/dialect_areas.yaml",
+            &format!("  dialect_areas: {}", abs("sip-config/dialect_areas.yaml")),
+        );
+    let path = dir.join("voicenav.yaml");
+    std::fs::write(&path, edit(text)).expect("write config");
+    (path, ports)
+}
+
+/// A `voicenav serve` process, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub ports: Ports,
+    pub dir: PathBuf,
+}
+
+impl Server {
+    /// Starts `voicenav serve --config <config>` and waits until /healthz answers.
+    pub fn start(config: &Path, ports: Ports, extra_args: &[&str]) -> Server {
+        let dir = config.parent().expect("config dir").to_path_buf();
+        let log = std::fs::File::create(dir.join("server.log")).expect("log file");
+        let child = Command::new(bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .args(extra_args)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn voicenav serve");
+        let mut server = Server { child, ports, dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if http_get(ports.http, "/healthz").is_some_and(|(code, _)| code == 200) {
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("voicenav serve exited early ({status}):\n{}", server.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("voicenav serve did not become healthy:\n{}", server.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.0 GET on 127.0.0.1:`port`: (status code, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(
+        &([127, 0, 0, 1], port).into(),
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
+/// Runs the binary with `args` (and optional stdin), returning (exit code, stdout, stderr).
+pub fn run(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(bin())
+        .args(args)
+        .current_dir(repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn voicenav");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
