@@ -186,6 +186,15 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { config, flows } => crate::server::run(&config, flows.as_deref()),
         Command::Doctor { config } => Ok(crate::doctor::run(&config)),
+        Command::Records {
+            command:
+                RecordsCommand::Summary {
+                    dir,
+                    since,
+                    config,
+                    json,
+                },
+        } => crate::observe::summary::run(dir.as_deref(), since.as_deref(), &config, json),
         other => anyhow::bail!(
             "`{}` is not available in this build yet",
             command_name(&other)

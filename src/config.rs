@@ -282,6 +282,16 @@ pub struct ContinuityConfig {
     /// Redis URL for a context store shared by several nodes; embedded store when absent.
     #[serde(default)]
     pub redis_url: Option<String>,
+    /// File of the embedded store (default: `continuity.redb` beside the records folder).
+    #[serde(default)]
+    pub store_path: Option<PathBuf>,
+    /// Environment variable holding the salt of the hashed caller ids (default
+    /// `VOICENAV_CONTINUITY_SALT`); nodes sharing Redis must share the salt.
+    #[serde(default)]
+    pub salt_env: Option<String>,
+    /// Milliseconds a call waits for the context store at most (default 250).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 /// A resolved configuration: paths absolute, secrets read.
@@ -340,6 +350,9 @@ impl Config {
         fix(&mut raw.asr.whisper_model);
         fix(&mut raw.asr.vosk_model);
         fix(&mut raw.tts.cache_dir);
+        if let Some(p) = raw.continuity.store_path.as_mut() {
+            fix(p);
+        }
         Ok(Config {
             file: file.to_path_buf(),
             raw,

@@ -20,7 +20,8 @@
 //! - [`dialog`] — flow schema, validation, graph, runtime, hot reload
 //! - [`routing`] — queues and transfer context
 //! - [`replay`] — scripted and recorded calls through the same pipeline
-//! - [`observe`] — tracing, metrics, health, call records
+//! - [`observe`] — tracing, metrics, health, call records, PII masking
+//! - [`continuity`] — breakpoint resume: context store (embedded redb or Redis)
 //! - [`config`], [`yaml`], [`doctor`], [`server`], [`cli`] — the shell around them
 //!
 //! # Panic policy
@@ -29,6 +30,7 @@
 pub mod asr;
 pub mod cli;
 pub mod config;
+pub mod continuity;
 pub mod dialog;
 pub mod doctor;
 pub mod media;

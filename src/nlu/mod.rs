@@ -5,6 +5,8 @@
 //! [`Decision`], the [`IntentClassifier`] trait); the dialog runtime consumes a
 //! [`Classification`] per caller utterance.
 
+pub mod compliance;
+
 use serde::{Deserialize, Serialize};
 
 use crate::routing::Queue;

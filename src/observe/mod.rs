@@ -3,6 +3,9 @@
 //! `/metrics`. Call records (one JSON line per call) live in [`records`].
 
 pub mod http;
+pub mod mask;
+pub mod records;
+pub mod summary;
 
 use std::sync::OnceLock;
 

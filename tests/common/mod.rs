@@ -2,6 +2,9 @@
 //! ports, a test configuration on those ports, and a server process that is killed on drop.
 #![allow(dead_code)]
 
+/// Real services (redis-server, kamailio, SIPp nodes) on loopback for one test.
+pub mod services;
+
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -197,4 +200,30 @@ pub fn run(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The path of an executable on `PATH` (or in /usr/sbin, where Debian puts kamailio).
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/local/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The path of `$tool`, or prints `SKIP: <reason>` and returns from the test.
+#[macro_export]
+macro_rules! require_tool {
+    ($tool:expr) => {
+        match $crate::common::which($tool) {
+            Some(p) => p,
+            None => {
+                println!(
+                    "SKIP: `{}` is not installed (scripts/setup.sh installs it)",
+                    $tool
+                );
+                return;
+            }
+        }
+    };
 }
