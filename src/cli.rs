@@ -195,6 +195,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     json,
                 },
         } => crate::observe::summary::run(dir.as_deref(), since.as_deref(), &config, json),
+        Command::Transcribe(args) => crate::asr::transcribe::run(&args),
         other => anyhow::bail!(
             "`{}` is not available in this build yet",
             command_name(&other)
