@@ -169,11 +169,14 @@ mod tests {
     #[test]
     fn filter_bank_matches_librosa_reference_values() {
         let f = slaney_filters();
-        // librosa.filters.mel(sr=16000, n_fft=400, n_mels=80)[0, 1] and [79].max()
+        // librosa.filters.mel(sr=16000, n_fft=400, n_mels=80): band 0 rises from 0 Hz to
+        // 37.2 Hz and falls to 74.5 Hz with Slaney area normalisation 2/74.5, so bin 1
+        // (40 Hz) weighs (74.5-40)/37.2 * 2/74.5 = 0.02486; the top band spans
+        // ~7.4-8 kHz, so its peak is close to 2/600.
         assert!((f[0][1] - 0.024_862_4).abs() < 1e-4, "{}", f[0][1]);
         assert_eq!(f[0][0], 0.0);
         let last_peak = f[79].iter().cloned().fold(0.0f32, f32::max);
-        assert!(last_peak > 0.0005 && last_peak < 0.002, "{last_peak}");
+        assert!(last_peak > 0.0028 && last_peak < 0.0036, "{last_peak}");
     }
 
     #[test]

@@ -380,7 +380,6 @@ impl Engine for WhisperEngine {
 /// One utterance on the Whisper backend: buffers audio (no partials), decodes on the pool.
 pub struct WhisperStream {
     engine: WhisperEngine,
-    rate: u32,
     bias: Arc<Bias>,
     /// 8 kHz input is upsampled as it arrives.
     upsampler: Option<Resampler>,
@@ -406,7 +405,6 @@ impl WhisperStream {
         };
         Ok(WhisperStream {
             engine,
-            rate,
             bias: Arc::new(bias),
             upsampler,
             audio: Vec::new(),
@@ -464,6 +462,7 @@ impl Recognizer for WhisperStream {
         if let Some(r) = self.upsampler.as_mut() {
             r.flush_f32(&mut self.audio);
         }
-        self.submit(std::mem::take(&mut self.audio))
+        let audio = std::mem::take(&mut self.audio);
+        self.submit(audio)
     }
 }
