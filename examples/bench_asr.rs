@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use voicenav::asr::text::{cer_counts, normalise_for_cer};
-use voicenav::asr::whisper::{DecodeOptions, Guards, WhisperConfig, WhisperEngine, WhisperModel, WhisperStream, Window};
+use voicenav::asr::whisper::{
+    DecodeOptions, Guards, WhisperConfig, WhisperEngine, WhisperModel, WhisperStream, Window,
+};
 use voicenav::asr::{AsrPool, Bias, Recognizer, Transcript};
 use voicenav::media::{g711, resample, wav};
 
@@ -33,12 +35,22 @@ fn load_clip(path: &Path, name: String, reference: String) -> Clip {
     let narrow = resample::to_rate(&wide, 16_000, 8_000).expect("down");
     let line8k = g711::ulaw_decode(&g711::ulaw_encode(&narrow));
     let line = resample::to_rate(&line8k, 8_000, 16_000).expect("up");
-    Clip { name, reference, wide: to_f32(&wide), line: to_f32(&line), line8k }
+    Clip {
+        name,
+        reference,
+        wide: to_f32(&wide),
+        line: to_f32(&line),
+        line8k,
+    }
 }
 
 fn shared_dir() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for c in [here.join("../shared/speech"), here.join("../../shared/speech"), PathBuf::from("/work/shared/speech")] {
+    for c in [
+        here.join("../shared/speech"),
+        here.join("../../shared/speech"),
+        PathBuf::from("/work/shared/speech"),
+    ] {
         if c.is_dir() {
             return c;
         }
@@ -52,7 +64,11 @@ fn zh_clips(dir: &Path) -> Vec<Clip> {
         .filter_map(|l| {
             let mut f = l.split('\t');
             let (name, text) = (f.next()?, f.next()?);
-            Some(load_clip(&dir.join(name), name.to_string(), text.to_string()))
+            Some(load_clip(
+                &dir.join(name),
+                name.to_string(),
+                text.to_string(),
+            ))
         })
         .collect()
 }
@@ -82,7 +98,11 @@ struct Score {
 
 impl Score {
     fn new() -> Score {
-        Score { edits: 0, chars: 0, ms: Vec::new() }
+        Score {
+            edits: 0,
+            chars: 0,
+            ms: Vec::new(),
+        }
     }
     fn add(&mut self, reference: &str, hyp: &str, ms: u64) {
         let (e, n) = cer_counts(reference, hyp);
@@ -111,23 +131,46 @@ fn model_dir() -> PathBuf {
 }
 
 fn opts(window: Window, beam: usize, guards: Guards) -> DecodeOptions {
-    DecodeOptions { beam_size: beam, nbest: 3.min(beam), window, guards, speculative: true }
+    DecodeOptions {
+        beam_size: beam,
+        nbest: 3.min(beam),
+        window,
+        guards,
+        speculative: true,
+    }
 }
 
 fn cer_section(model: &WhisperModel, clips: &[Clip]) {
-    println!("\n### CER on the shared clips ({} clips, {} characters)\n", clips.len(), clips.iter().map(|c| normalise_for_cer(&c.reference).chars().count()).sum::<usize>());
+    println!(
+        "\n### CER on the shared clips ({} clips, {} characters)\n",
+        clips.len(),
+        clips
+            .iter()
+            .map(|c| normalise_for_cer(&c.reference).chars().count())
+            .sum::<usize>()
+    );
     println!("| configuration | CER 16 kHz | CER G.711 8 kHz | mean decode ms (G.711) |");
     println!("|---|---|---|---|");
     // Before: ct2rs's own Whisper::generate (its per-frame normalised mel, 30 s window).
     {
-        let cfg = ct2rs::Config { compute_type: ct2rs::ComputeType::INT8, num_threads_per_replica: 2, ..Default::default() };
+        let cfg = ct2rs::Config {
+            compute_type: ct2rs::ComputeType::INT8,
+            num_threads_per_replica: 2,
+            ..Default::default()
+        };
         let w = ct2rs::Whisper::new(model_dir(), cfg).expect("ct2rs whisper");
-        let o = ct2rs::WhisperOptions { beam_size: 5, ..Default::default() };
+        let o = ct2rs::WhisperOptions {
+            beam_size: 5,
+            ..Default::default()
+        };
         let (mut a, mut b) = (Score::new(), Score::new());
         for c in clips {
             for (s, audio) in [(&mut a, &c.wide), (&mut b, &c.line)] {
                 let t = Instant::now();
-                let out = w.generate(audio, Some("zh"), false, &o).map(|v| v.concat()).unwrap_or_default();
+                let out = w
+                    .generate(audio, Some("zh"), false, &o)
+                    .map(|v| v.concat())
+                    .unwrap_or_default();
                 s.add(&c.reference, &out, t.elapsed().as_millis() as u64);
             }
         }
@@ -137,13 +180,55 @@ fn cer_section(model: &WhisperModel, clips: &[Clip]) {
     let mut no_prompt = Bias::open();
     no_prompt.use_prompt = false;
     let runs: Vec<(&str, DecodeOptions, &Bias)> = vec![
-        ("reference mel, 30 s window, beam 5, no prompt, no guards", opts(Window::Full, 5, Guards::none()), &no_prompt),
-        ("+ guards", opts(Window::Full, 5, Guards::default()), &no_prompt),
-        ("+ guards + prompt (shipped default)", opts(Window::Full, 5, Guards::default()), &open),
-        ("shipped, beam 1 (greedy)", opts(Window::Full, 1, Guards::default()), &open),
-        ("shipped, fit window (+1 s pad, min 10 s)", opts(Window::Fit { margin: 100, min: 1000 }, 5, Guards::default()), &open),
-        ("shipped, fit window (+1 s pad, min 5 s)", opts(Window::Fit { margin: 100, min: 500 }, 5, Guards::default()), &open),
-        ("shipped, fit window (+0.5 s, no min)", opts(Window::Fit { margin: 50, min: 0 }, 5, Guards::default()), &open),
+        (
+            "reference mel, 30 s window, beam 5, no prompt, no guards",
+            opts(Window::Full, 5, Guards::none()),
+            &no_prompt,
+        ),
+        (
+            "+ guards",
+            opts(Window::Full, 5, Guards::default()),
+            &no_prompt,
+        ),
+        (
+            "+ guards + prompt (shipped default)",
+            opts(Window::Full, 5, Guards::default()),
+            &open,
+        ),
+        (
+            "shipped, beam 1 (greedy)",
+            opts(Window::Full, 1, Guards::default()),
+            &open,
+        ),
+        (
+            "shipped, fit window (+1 s pad, min 10 s)",
+            opts(
+                Window::Fit {
+                    margin: 100,
+                    min: 1000,
+                },
+                5,
+                Guards::default(),
+            ),
+            &open,
+        ),
+        (
+            "shipped, fit window (+1 s pad, min 5 s)",
+            opts(
+                Window::Fit {
+                    margin: 100,
+                    min: 500,
+                },
+                5,
+                Guards::default(),
+            ),
+            &open,
+        ),
+        (
+            "shipped, fit window (+0.5 s, no min)",
+            opts(Window::Fit { margin: 50, min: 0 }, 5, Guards::default()),
+            &open,
+        ),
     ];
     for (name, o, bias) in runs {
         let (mut a, mut b) = (Score::new(), Score::new());
@@ -156,7 +241,12 @@ fn cer_section(model: &WhisperModel, clips: &[Clip]) {
                 s.add(&c.reference, r.text(), t.elapsed().as_millis() as u64);
             }
         }
-        println!("| {name} | {:.1}% | {:.1}% | {} |", a.cer(), b.cer(), b.mean_ms());
+        println!(
+            "| {name} | {:.1}% | {:.1}% | {} |",
+            a.cer(),
+            b.cer(),
+            b.mean_ms()
+        );
         let _ = guards;
     }
     // per-clip detail of the shipped configuration through G.711
@@ -164,9 +254,17 @@ fn cer_section(model: &WhisperModel, clips: &[Clip]) {
     println!("| clip | reference | recognised | CER |");
     println!("|---|---|---|---|");
     for c in clips {
-        let r = model.recognize(&c.line, &open, &DecodeOptions::default()).unwrap_or_default();
+        let r = model
+            .recognize(&c.line, &open, &DecodeOptions::default())
+            .unwrap_or_default();
         let (e, n) = cer_counts(&c.reference, r.text());
-        println!("| {} | {} | {} | {:.0}% |", c.name, c.reference, r.text(), 100.0 * e as f32 / n.max(1) as f32);
+        println!(
+            "| {} | {} | {} | {:.0}% |",
+            c.name,
+            c.reference,
+            r.text(),
+            100.0 * e as f32 / n.max(1) as f32
+        );
     }
 }
 
@@ -177,17 +275,38 @@ fn latency_section(model: Arc<WhisperModel>, clips: &[Clip]) {
     println!("| configuration | p50 ms | p95 ms | mean decode ms | RTF |");
     println!("|---|---|---|---|---|");
     let pool = AsrPool::new(1, Duration::from_secs(5));
-    let short: Vec<&Clip> = clips.iter().filter(|c| (8_000..=5 * 8_000 + 800).contains(&c.line8k.len())).collect();
+    let short: Vec<&Clip> = clips
+        .iter()
+        .filter(|c| (8_000..=5 * 8_000 + 800).contains(&c.line8k.len()))
+        .collect();
     for (name, window, speculative) in [
         ("30 s window, no speculation", Window::Full, false),
         ("30 s window, speculative on pause", Window::Full, true),
-        ("fit window, no speculation", Window::Fit { margin: 100, min: 1000 }, false),
-        ("fit window, speculative on pause", Window::Fit { margin: 100, min: 1000 }, true),
+        (
+            "fit window, no speculation",
+            Window::Fit {
+                margin: 100,
+                min: 1000,
+            },
+            false,
+        ),
+        (
+            "fit window, speculative on pause",
+            Window::Fit {
+                margin: 100,
+                min: 1000,
+            },
+            true,
+        ),
     ] {
         let engine = WhisperEngine {
             model: Arc::clone(&model),
             pool: pool.clone(),
-            options: DecodeOptions { window, speculative, ..DecodeOptions::default() },
+            options: DecodeOptions {
+                window,
+                speculative,
+                ..DecodeOptions::default()
+            },
         };
         let mut lat = Vec::new();
         let mut dec = Vec::new();
@@ -220,19 +339,42 @@ fn latency_section(model: Arc<WhisperModel>, clips: &[Clip]) {
         let decode_total: u64 = dec.iter().sum();
         let rtf = decode_total as f32 / audio_ms.max(1) as f32;
         let mean = decode_total / dec.len().max(1) as u64;
-        println!("| {name} | {} | {} | {mean} | {rtf:.2} |", pct(&mut lat.clone(), 0.5), pct(&mut lat, 0.95));
+        println!(
+            "| {name} | {} | {} | {mean} | {rtf:.2} |",
+            pct(&mut lat.clone(), 0.5),
+            pct(&mut lat, 0.95)
+        );
     }
     pool.shutdown();
-    println!("\n({} utterances of 1–5 s, each twice; 2 threads per decode.)", short.len());
+    println!(
+        "\n({} utterances of 1–5 s, each twice; 2 threads per decode.)",
+        short.len()
+    );
 }
 
 fn throughput_section(clips: &[Clip]) {
     println!("\n### Concurrent recognitions (2 replicas × 1 thread, pool of 2)\n");
-    let cfg = WhisperConfig { replicas: 2, threads: 1, ..WhisperConfig::new(model_dir()) };
+    let cfg = WhisperConfig {
+        replicas: 2,
+        threads: 1,
+        ..WhisperConfig::new(model_dir())
+    };
     let model = Arc::new(WhisperModel::load(&cfg).expect("model"));
     let pool = AsrPool::new(2, Duration::from_secs(60));
-    for (name, window) in [("30 s window", Window::Full), ("fit window", Window::Fit { margin: 100, min: 1000 })] {
-        let o = DecodeOptions { window, ..DecodeOptions::default() };
+    for (name, window) in [
+        ("30 s window", Window::Full),
+        (
+            "fit window",
+            Window::Fit {
+                margin: 100,
+                min: 1000,
+            },
+        ),
+    ] {
+        let o = DecodeOptions {
+            window,
+            ..DecodeOptions::default()
+        };
         let t = Instant::now();
         let mut audio_ms = 0u64;
         let mut pend = Vec::new();
@@ -260,7 +402,10 @@ fn throughput_section(clips: &[Clip]) {
 
 fn callers_section(model: &WhisperModel, dir: &Path, every: usize) {
     let clips = caller_clips(dir, every);
-    println!("\n### Caller sentences ({} of 254, every {every}th), through G.711\n", clips.len());
+    println!(
+        "\n### Caller sentences ({} of 254, every {every}th), through G.711\n",
+        clips.len()
+    );
     println!("| biasing | CER |");
     println!("|---|---|");
     let mut no_prompt = Bias::open();
@@ -282,7 +427,9 @@ fn callers_section(model: &WhisperModel, dir: &Path, every: usize) {
         let mut s = Score::new();
         for (c, _, _) in &clips {
             let t = Instant::now();
-            let r = model.recognize(&c.line, bias, &DecodeOptions::default()).unwrap_or_default();
+            let r = model
+                .recognize(&c.line, bias, &DecodeOptions::default())
+                .unwrap_or_default();
             s.add(&c.reference, r.text(), t.elapsed().as_millis() as u64);
         }
         println!("| {name} | {:.1}% |", s.cer());
@@ -292,9 +439,46 @@ fn callers_section(model: &WhisperModel, dir: &Path, every: usize) {
 /// Business keywords a greeting node expects (names of the core scenarios).
 fn keyword_phrases() -> Vec<String> {
     [
-        "信用卡", "账单", "还款", "额度", "激活", "挂失", "分期", "年费", "积分", "银行卡", "余额", "转账", "密码", "贷款",
-        "房贷", "理财", "基金", "赎回", "车险", "报案", "理赔", "道路救援", "续保", "报价", "保单", "家财险", "意外险",
-        "寿险", "保费", "退保", "受益人", "体检", "挂号", "问诊", "养老金", "年金", "开户", "股票", "投诉", "人工",
+        "信用卡",
+        "账单",
+        "还款",
+        "额度",
+        "激活",
+        "挂失",
+        "分期",
+        "年费",
+        "积分",
+        "银行卡",
+        "余额",
+        "转账",
+        "密码",
+        "贷款",
+        "房贷",
+        "理财",
+        "基金",
+        "赎回",
+        "车险",
+        "报案",
+        "理赔",
+        "道路救援",
+        "续保",
+        "报价",
+        "保单",
+        "家财险",
+        "意外险",
+        "寿险",
+        "保费",
+        "退保",
+        "受益人",
+        "体检",
+        "挂号",
+        "问诊",
+        "养老金",
+        "年金",
+        "开户",
+        "股票",
+        "投诉",
+        "人工",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -305,15 +489,26 @@ fn tts_section() {
     use voicenav::tts::{EspeakNg, PromptCache, PromptSource, Voice};
     println!("\n### Prompt rendering (espeak-ng → 8 kHz → G.711 frames)\n");
     let dir = std::env::temp_dir().join(format!("voicenav-bench-tts-{}", std::process::id()));
-    let cache = PromptCache::new(&dir, g711::Law::Alaw, Arc::new(EspeakNg::default())).expect("cache");
+    let cache =
+        PromptCache::new(&dir, g711::Law::Alaw, Arc::new(EspeakNg::default())).expect("cache");
     let mut ms = Vec::new();
     for i in 0..20 {
-        let p = PromptSource::Text { text: format!("您的信用卡本期账单金额为{}元，最后还款日是{}号。", 1000 + i * 37, 5 + i % 20), voice: Voice::mandarin() };
+        let p = PromptSource::Text {
+            text: format!(
+                "您的信用卡本期账单金额为{}元，最后还款日是{}号。",
+                1000 + i * 37,
+                5 + i % 20
+            ),
+            voice: Voice::mandarin(),
+        };
         let t = Instant::now();
         cache.frames(&p).expect("render");
         ms.push(t.elapsed().as_millis() as u64);
     }
-    let p = PromptSource::Text { text: "您的信用卡本期账单金额为1000元，最后还款日是5号。".into(), voice: Voice::mandarin() };
+    let p = PromptSource::Text {
+        text: "您的信用卡本期账单金额为1000元，最后还款日是5号。".into(),
+        voice: Voice::mandarin(),
+    };
     let t = Instant::now();
     cache.frames(&p).expect("cached");
     let hit = t.elapsed().as_micros();
@@ -324,15 +519,33 @@ fn tts_section() {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let what = args.first().cloned().unwrap_or_else(|| "all".into());
-    let every = args.iter().position(|a| a == "--every").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(3);
+    let every = args
+        .iter()
+        .position(|a| a == "--every")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let shared = shared_dir();
-    let clips_dir = args.iter().position(|a| a == "--clips").and_then(|i| args.get(i + 1)).map(PathBuf::from).unwrap_or(shared.join("zh"));
-    let callers_dir = args.iter().position(|a| a == "--callers").and_then(|i| args.get(i + 1)).map(PathBuf::from).unwrap_or(shared.join("callers"));
+    let clips_dir = args
+        .iter()
+        .position(|a| a == "--clips")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .unwrap_or(shared.join("zh"));
+    let callers_dir = args
+        .iter()
+        .position(|a| a == "--callers")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .unwrap_or(shared.join("callers"));
     let all = what == "all";
     if all || what == "tts" {
         tts_section();
     }
-    let model = Arc::new(WhisperModel::load(&WhisperConfig::new(model_dir())).expect("whisper model (run scripts/setup.sh)"));
+    let model = Arc::new(
+        WhisperModel::load(&WhisperConfig::new(model_dir()))
+            .expect("whisper model (run scripts/setup.sh)"),
+    );
     let clips = zh_clips(&clips_dir);
     if all || what == "cer" {
         cer_section(&model, &clips);

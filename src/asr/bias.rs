@@ -41,7 +41,11 @@ pub struct Bias {
 impl Bias {
     /// Open speech, default prompt, no phrases.
     pub fn open() -> Bias {
-        Bias { use_prompt: true, rerank: true, ..Bias::default() }
+        Bias {
+            use_prompt: true,
+            rerank: true,
+            ..Bias::default()
+        }
     }
 
     /// Open speech biased towards `phrases` (grammar mode for Vosk).
@@ -50,8 +54,16 @@ impl Bias {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let phrases = phrases.into_iter().map(Into::into).filter(|p: &String| !p.trim().is_empty()).collect();
-        Bias { phrases, grammar: true, ..Bias::open() }
+        let phrases = phrases
+            .into_iter()
+            .map(Into::into)
+            .filter(|p: &String| !p.trim().is_empty())
+            .collect();
+        Bias {
+            phrases,
+            grammar: true,
+            ..Bias::open()
+        }
     }
 
     /// Reads a grammar file (one phrase per line, `#` comments).
@@ -95,21 +107,40 @@ impl Bias {
         if !self.rerank || self.phrases.is_empty() || alts.is_empty() {
             return alts;
         }
-        let phrases: Vec<(Vec<char>, Vec<String>)> =
-            self.phrases.iter().map(|p| (p.chars().collect(), syllables(p))).collect();
+        let phrases: Vec<(Vec<char>, Vec<String>)> = self
+            .phrases
+            .iter()
+            .map(|p| (p.chars().collect(), syllables(p)))
+            .collect();
         let mut scored: Vec<(f32, usize, Hypothesis)> = Vec::new();
         for (rank, h) in alts.into_iter().enumerate() {
             let (fixed, covered) = correct(&h.text, &phrases);
-            let len = h.text.chars().filter(|c| c.is_alphanumeric()).count().max(1);
+            let len = h
+                .text
+                .chars()
+                .filter(|c| c.is_alphanumeric())
+                .count()
+                .max(1);
             let boost = 0.3 * covered as f32 / len as f32;
             if fixed != h.text {
-                scored.push((h.confidence + boost, rank, Hypothesis { text: fixed.clone(), confidence: h.confidence }));
+                scored.push((
+                    h.confidence + boost,
+                    rank,
+                    Hypothesis {
+                        text: fixed.clone(),
+                        confidence: h.confidence,
+                    },
+                ));
             }
             let own = if fixed == h.text { boost } else { 0.0 };
             scored.push((h.confidence + own, rank, h));
         }
         // stable: by boosted score, then original rank
-        scored.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal).then(a.1.cmp(&b.1)));
+        scored.sort_by(|a, b| {
+            b.0.partial_cmp(&a.0)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.1.cmp(&b.1))
+        });
         let mut out: Vec<Hypothesis> = Vec::new();
         for (_, _, h) in scored {
             if !out.iter().any(|o| o.text == h.text) {
@@ -146,7 +177,8 @@ fn correct(text: &str, phrases: &[(Vec<char>, Vec<String>)]) -> (String, usize) 
     let mut chars: Vec<char> = text.chars().collect();
     let syl = syllables(text);
     let mut covered = vec![false; chars.len()];
-    let mut order: Vec<&(Vec<char>, Vec<String>)> = phrases.iter().filter(|p| p.1.len() >= 2).collect();
+    let mut order: Vec<&(Vec<char>, Vec<String>)> =
+        phrases.iter().filter(|p| p.1.len() >= 2).collect();
     order.sort_by_key(|p| std::cmp::Reverse(p.1.len()));
     for (pchars, psyl) in order {
         if pchars.len() != psyl.len() {
@@ -166,7 +198,10 @@ fn correct(text: &str, phrases: &[(Vec<char>, Vec<String>)]) -> (String, usize) 
             }
         }
     }
-    (chars.into_iter().collect(), covered.iter().filter(|c| **c).count())
+    (
+        chars.into_iter().collect(),
+        covered.iter().filter(|c| **c).count(),
+    )
 }
 
 #[cfg(test)]
@@ -174,7 +209,10 @@ mod tests {
     use super::*;
 
     fn h(text: &str, confidence: f32) -> Hypothesis {
-        Hypothesis { text: text.into(), confidence }
+        Hypothesis {
+            text: text.into(),
+            confidence,
+        }
     }
 
     #[test]
@@ -182,7 +220,10 @@ mod tests {
         let bias = Bias::phrases(["信用卡", "账单"]);
         let out = bias.rerank(vec![h("我想查心用卡帐单", 0.6)]);
         assert_eq!(out[0].text, "我想查信用卡账单");
-        assert!(out.iter().any(|x| x.text == "我想查心用卡帐单"), "the original stays in the n-best");
+        assert!(
+            out.iter().any(|x| x.text == "我想查心用卡帐单"),
+            "the original stays in the n-best"
+        );
     }
 
     #[test]
@@ -202,12 +243,17 @@ mod tests {
 
     #[test]
     fn grammar_files_skip_comments_and_blanks() {
-        assert_eq!(parse_grammar("# yes words\n是的\n\n对 # agree\n"), vec!["是的", "对"]);
+        assert_eq!(
+            parse_grammar("# yes words\n是的\n\n对 # agree\n"),
+            vec!["是的", "对"]
+        );
     }
 
     #[test]
     fn the_prompt_names_expected_phrases_within_a_bound() {
-        let p = Bias::phrases(["信用卡", "车险"]).whisper_prompt().expect("prompt");
+        let p = Bias::phrases(["信用卡", "车险"])
+            .whisper_prompt()
+            .expect("prompt");
         assert_eq!(p, "以下是普通话的句子。信用卡，车险。");
         let many: Vec<String> = (0..100).map(|i| format!("短语{i}")).collect();
         let p = Bias::phrases(many).whisper_prompt().expect("prompt");

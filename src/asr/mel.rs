@@ -49,7 +49,9 @@ impl Default for LogMel {
 impl LogMel {
     pub fn new() -> LogMel {
         let window = (0..N_FFT)
-            .map(|n| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / N_FFT as f64).cos()) as f32)
+            .map(|n| {
+                (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / N_FFT as f64).cos()) as f32
+            })
             .collect();
         let bands = slaney_filters()
             .iter()
@@ -59,7 +61,11 @@ impl LogMel {
                 (first, row[first..=last].to_vec())
             })
             .collect();
-        LogMel { bands, window, fft: RealFftPlanner::<f32>::new().plan_fft_forward(N_FFT) }
+        LogMel {
+            bands,
+            window,
+            fft: RealFftPlanner::<f32>::new().plan_fft_forward(N_FFT),
+        }
     }
 
     /// Log-mel features of `audio` (16 kHz, −1..1) as a row-major `[N_MELS][frames]` array,
@@ -91,7 +97,11 @@ impl LogMel {
             for (k, x) in input.iter_mut().enumerate() {
                 *x = padded[start + k] * self.window[k];
             }
-            if self.fft.process_with_scratch(&mut input, &mut spectrum, &mut scratch).is_err() {
+            if self
+                .fft
+                .process_with_scratch(&mut input, &mut spectrum, &mut scratch)
+                .is_err()
+            {
                 // Lengths come from the plan itself; cannot fail. Leave the frame silent.
                 continue;
             }
@@ -99,7 +109,11 @@ impl LogMel {
                 *p = c.norm_sqr();
             }
             for (m, (first, weights)) in self.bands.iter().enumerate() {
-                let e: f32 = weights.iter().zip(power[*first..].iter()).map(|(w, p)| w * p).sum();
+                let e: f32 = weights
+                    .iter()
+                    .zip(power[*first..].iter())
+                    .map(|(w, p)| w * p)
+                    .sum();
                 let v = e.max(1e-10).log10();
                 max = max.max(v);
                 mel[m * frames + t] = v;
@@ -146,8 +160,9 @@ fn slaney_filters() -> Vec<[f32; N_FFT / 2 + 1]> {
     let n_bins = N_FFT / 2 + 1;
     let fft_freqs: Vec<f64> = (0..n_bins).map(|k| k as f64 * sr / N_FFT as f64).collect();
     let (lo, hi) = (hz_to_mel(0.0), hz_to_mel(sr / 2.0));
-    let mel_f: Vec<f64> =
-        (0..N_MELS + 2).map(|i| mel_to_hz(lo + (hi - lo) * i as f64 / (N_MELS + 1) as f64)).collect();
+    let mel_f: Vec<f64> = (0..N_MELS + 2)
+        .map(|i| mel_to_hz(lo + (hi - lo) * i as f64 / (N_MELS + 1) as f64))
+        .collect();
     (0..N_MELS)
         .map(|i| {
             let mut row = [0.0f32; N_FFT / 2 + 1];
@@ -189,17 +204,25 @@ mod tests {
 
     #[test]
     fn a_tone_peaks_in_its_band_and_padding_sits_at_max_minus_8() {
-        let audio: Vec<f32> =
-            (0..16_000).map(|n| (2.0 * std::f32::consts::PI * 1000.0 * n as f32 / 16_000.0).sin() * 0.5).collect();
+        let audio: Vec<f32> = (0..16_000)
+            .map(|n| (2.0 * std::f32::consts::PI * 1000.0 * n as f32 / 16_000.0).sin() * 0.5)
+            .collect();
         let frames = 200; // 2 s window, the second second is padding
         let mel = LogMel::new().compute(&audio, frames);
         let col = |t: usize| (0..N_MELS).map(|m| mel[m * frames + t]).collect::<Vec<_>>();
         let mid = col(50);
-        let (peak, _) = mid.iter().enumerate().fold((0, f32::MIN), |a, (i, v)| if *v > a.1 { (i, *v) } else { a });
+        let (peak, _) =
+            mid.iter().enumerate().fold(
+                (0, f32::MIN),
+                |a, (i, v)| if *v > a.1 { (i, *v) } else { a },
+            );
         // 1 kHz is mel 15 on the Slaney scale; 80 bands span 0..~45 mel → band ~26
         assert!((24..=29).contains(&peak), "peak band {peak}");
         let max = mel.iter().cloned().fold(f32::MIN, f32::max);
         let pad = col(180);
-        assert!(pad.iter().all(|v| (v - (max - 2.0)).abs() < 1e-5), "padding not at global max - 8");
+        assert!(
+            pad.iter().all(|v| (v - (max - 2.0)).abs() < 1e-5),
+            "padding not at global max - 8"
+        );
     }
 }

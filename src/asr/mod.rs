@@ -108,19 +108,31 @@ pub struct Transcript {
 impl Transcript {
     /// The best text, or "" when nothing was recognised.
     pub fn text(&self) -> &str {
-        self.alternatives.first().map(|h| h.text.as_str()).unwrap_or("")
+        self.alternatives
+            .first()
+            .map(|h| h.text.as_str())
+            .unwrap_or("")
     }
     /// The best confidence, 0 when nothing was recognised.
     pub fn confidence(&self) -> f32 {
-        self.alternatives.first().map(|h| h.confidence).unwrap_or(0.0)
+        self.alternatives
+            .first()
+            .map(|h| h.confidence)
+            .unwrap_or(0.0)
     }
     /// An empty result with a reason.
     pub fn none(reason: NoResult) -> Transcript {
-        Transcript { reason: Some(reason), ..Transcript::default() }
+        Transcript {
+            reason: Some(reason),
+            ..Transcript::default()
+        }
     }
     /// The n-best list as `nlu::IntentClassifier::classify_nbest` takes it.
     pub fn nbest(&self) -> Vec<(String, f32)> {
-        self.alternatives.iter().map(|h| (h.text.clone(), h.confidence)).collect()
+        self.alternatives
+            .iter()
+            .map(|h| (h.text.clone(), h.confidence))
+            .collect()
     }
 }
 

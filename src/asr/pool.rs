@@ -34,7 +34,9 @@ struct Inner {
 
 impl std::fmt::Debug for AsrPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsrPool").field("workers", &self.inner.workers).finish()
+        f.debug_struct("AsrPool")
+            .field("workers", &self.inner.workers)
+            .finish()
     }
 }
 
@@ -42,7 +44,11 @@ impl AsrPool {
     /// `workers` threads (0 = one per core), a queue of `workers` waiting jobs, and
     /// `max_wait` for a submission when full.
     pub fn new(workers: usize, max_wait: Duration) -> AsrPool {
-        let workers = if workers == 0 { num_cpus::get().max(1) } else { workers };
+        let workers = if workers == 0 {
+            num_cpus::get().max(1)
+        } else {
+            workers
+        };
         let (tx, rx) = sync_channel::<Job>(workers);
         let rx = Arc::new(Mutex::new(rx));
         let handles = (0..workers)
@@ -55,7 +61,12 @@ impl AsrPool {
             })
             .collect();
         AsrPool {
-            inner: Arc::new(Inner { tx: Mutex::new(Some(tx)), workers, max_wait, handles: Mutex::new(handles) }),
+            inner: Arc::new(Inner {
+                tx: Mutex::new(Some(tx)),
+                workers,
+                max_wait,
+                handles: Mutex::new(handles),
+            }),
         }
     }
 
@@ -80,9 +91,16 @@ impl AsrPool {
                 Ok(g) => g.clone(),
                 Err(_) => None,
             };
-            let Some(sender) = sender else { return Pending::ready(Err(AsrError::Lost)) };
+            let Some(sender) = sender else {
+                return Pending::ready(Err(AsrError::Lost));
+            };
             match sender.try_send(boxed) {
-                Ok(()) => return Pending { rx: Some(rx), ready: None },
+                Ok(()) => {
+                    return Pending {
+                        rx: Some(rx),
+                        ready: None,
+                    }
+                }
                 Err(TrySendError::Disconnected(_)) => return Pending::ready(Err(AsrError::Lost)),
                 Err(TrySendError::Full(back)) => {
                     if Instant::now() >= deadline {
@@ -136,7 +154,10 @@ pub struct Pending {
 impl Pending {
     /// An already known result.
     pub fn ready(r: Result<Transcript, AsrError>) -> Pending {
-        Pending { rx: None, ready: Some(r) }
+        Pending {
+            rx: None,
+            ready: Some(r),
+        }
     }
 
     /// Blocks the current (non-async) thread until the result is there.
@@ -165,12 +186,17 @@ impl Pending {
 
 impl std::future::Future for Pending {
     type Output = Result<Transcript, AsrError>;
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
         if let Some(r) = self.ready.take() {
             return std::task::Poll::Ready(r);
         }
         match self.rx.as_mut() {
-            Some(rx) => std::pin::Pin::new(rx).poll(cx).map(|r| r.unwrap_or(Err(AsrError::Lost))),
+            Some(rx) => std::pin::Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or(Err(AsrError::Lost))),
             None => std::task::Poll::Ready(Err(AsrError::Lost)),
         }
     }

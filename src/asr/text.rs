@@ -59,7 +59,9 @@ pub fn collapse_repeats(text: &str, max_repeats: usize) -> (String, bool) {
             }
             let pat = &chars[i..i + unit];
             let mut n = 1;
-            while i + unit * (n + 1) <= chars.len() && &chars[i + unit * n..i + unit * (n + 1)] == pat {
+            while i + unit * (n + 1) <= chars.len()
+                && &chars[i + unit * n..i + unit * (n + 1)] == pat
+            {
                 n += 1;
             }
             if n > max_repeats {
@@ -133,7 +135,9 @@ const HALLUCINATIONS: &[&str] = &[
 /// Whether the (normalised) text contains a known hallucination phrase.
 pub fn is_known_hallucination(text: &str) -> bool {
     let n = normalise_for_cer(text);
-    HALLUCINATIONS.iter().any(|h| n.contains(&normalise_for_cer(h)))
+    HALLUCINATIONS
+        .iter()
+        .any(|h| n.contains(&normalise_for_cer(h)))
 }
 
 #[cfg(test)]
@@ -169,7 +173,9 @@ mod tests {
 
     #[test]
     fn subtitle_credits_are_known_hallucinations() {
-        assert!(is_known_hallucination("请不吝点赞 订阅 转发 打赏支持明镜与点点栏目"));
+        assert!(is_known_hallucination(
+            "请不吝点赞 订阅 转发 打赏支持明镜与点点栏目"
+        ));
         assert!(is_known_hallucination("字幕由Amara.org社区提供"));
         assert!(!is_known_hallucination("我要挂失银行卡"));
     }

@@ -32,19 +32,35 @@ pub fn asr_config(file: &Path) -> anyhow::Result<AsrConfig> {
 
 /// Reads any WAV as mono 16 kHz floats with clear errors.
 pub fn read_audio(path: &Path, rate: u32) -> anyhow::Result<(Vec<f32>, u32)> {
-    let meta = std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
     if meta.len() == 0 {
         bail!("{}: the file is empty", path.display());
     }
-    let f = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let audio = wav::decode(std::io::BufReader::new(f), path).map_err(|e| anyhow::anyhow!("{e} (not a readable WAV)"))?;
+    let f =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let audio = wav::decode(std::io::BufReader::new(f), path)
+        .map_err(|e| anyhow::anyhow!("{e} (not a readable WAV)"))?;
     let secs = audio.samples.len() as f32 / audio.rate as f32;
     if secs > MAX_FILE_SECS {
-        bail!("{}: {secs:.0} s of audio is longer than the {MAX_FILE_SECS:.0} s transcribe accepts", path.display());
+        bail!(
+            "{}: {secs:.0} s of audio is longer than the {MAX_FILE_SECS:.0} s transcribe accepts",
+            path.display()
+        );
     }
-    let clean: Vec<f32> =
-        audio.samples.iter().map(|x| if x.is_finite() { x.clamp(-1.0, 1.0) } else { 0.0 }).collect();
-    let out = resample::to_rate_f32(&clean, audio.rate, rate).with_context(|| format!("{}", path.display()))?;
+    let clean: Vec<f32> = audio
+        .samples
+        .iter()
+        .map(|x| {
+            if x.is_finite() {
+                x.clamp(-1.0, 1.0)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let out = resample::to_rate_f32(&clean, audio.rate, rate)
+        .with_context(|| format!("{}", path.display()))?;
     Ok((out, audio.rate))
 }
 
@@ -52,7 +68,9 @@ pub fn read_audio(path: &Path, rate: u32) -> anyhow::Result<(Vec<f32>, u32)> {
 pub fn run(args: &TranscribeArgs) -> anyhow::Result<ExitCode> {
     let cfg = asr_config(&args.config)?;
     let bias = match &args.grammar {
-        Some(g) => Bias::load(g).with_context(|| format!("{}: cannot read the grammar", g.display()))?,
+        Some(g) => {
+            Bias::load(g).with_context(|| format!("{}: cannot read the grammar", g.display()))?
+        }
         None => Bias::open(),
     };
     let backend = match args.backend.as_deref() {
@@ -75,7 +93,9 @@ pub fn run(args: &TranscribeArgs) -> anyhow::Result<ExitCode> {
             let (audio, file_rate) = read_audio(&args.file, 16_000)?;
             ("vosk", vosk_transcribe(&cfg, &audio, &bias)?, file_rate)
         }
-        AsrBackend::None => bail!("asr.backend is `none` (keypad only): nothing to transcribe with"),
+        AsrBackend::None => {
+            bail!("asr.backend is `none` (keypad only): nothing to transcribe with")
+        }
     };
     let total_ms = started.elapsed().as_millis() as u64;
     if args.json {
@@ -95,7 +115,12 @@ pub fn run(args: &TranscribeArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!("{}", t.text());
         if let Some(r) = t.reason {
-            eprintln!("voicenav: no speech recognised ({})", serde_json::to_string(&r).unwrap_or_default().trim_matches('"'));
+            eprintln!(
+                "voicenav: no speech recognised ({})",
+                serde_json::to_string(&r)
+                    .unwrap_or_default()
+                    .trim_matches('"')
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

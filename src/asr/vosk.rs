@@ -18,7 +18,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{AsrError, Bias, Engine, Hypothesis, NoResult, Partial, Pending, Recognizer, Timings, Transcript};
+use super::{
+    AsrError, Bias, Engine, Hypothesis, NoResult, Partial, Pending, Recognizer, Timings, Transcript,
+};
 
 #[allow(non_camel_case_types)]
 type VoskRecognizerPtr = *mut std::ffi::c_void;
@@ -31,7 +33,8 @@ extern "C" {
 
 // `vosk::Recognizer` is a one-field newtype over `NonNull<VoskRecognizer>`; we read that
 // pointer to call the unbound function. Checked at compile time to be pointer-sized.
-const _: () = assert!(std::mem::size_of::<vosk::Recognizer>() == std::mem::size_of::<VoskRecognizerPtr>());
+const _: () =
+    assert!(std::mem::size_of::<vosk::Recognizer>() == std::mem::size_of::<VoskRecognizerPtr>());
 
 fn raw(rec: &mut vosk::Recognizer) -> VoskRecognizerPtr {
     // SAFETY: `vosk::Recognizer` holds exactly one `NonNull<VoskRecognizer>` (size checked
@@ -49,21 +52,29 @@ pub struct VoskEngine {
 
 impl std::fmt::Debug for VoskEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VoskEngine").field("nbest", &self.nbest).finish()
+        f.debug_struct("VoskEngine")
+            .field("nbest", &self.nbest)
+            .finish()
     }
 }
 
 impl VoskEngine {
     /// Loads the model folder (a clear error instead of the crate's `None`).
     pub fn load(dir: &Path) -> Result<VoskEngine, AsrError> {
-        let err = |reason: &str| AsrError::Model { path: dir.display().to_string(), reason: reason.into() };
+        let err = |reason: &str| AsrError::Model {
+            path: dir.display().to_string(),
+            reason: reason.into(),
+        };
         if !dir.join("am/final.mdl").is_file() {
             return Err(err("no am/final.mdl: not a Vosk model folder"));
         }
         let path = dir.to_str().ok_or_else(|| err("path is not UTF-8"))?;
         vosk::set_log_level(vosk::LogLevel::Error);
         let model = vosk::Model::new(path).ok_or_else(|| err("libvosk could not load it"))?;
-        Ok(VoskEngine { model: Arc::new(model), nbest: 3 })
+        Ok(VoskEngine {
+            model: Arc::new(model),
+            nbest: 3,
+        })
     }
 
     /// Opens a concrete stream (the trait object is [`Engine::start`]).
@@ -74,7 +85,13 @@ impl VoskEngine {
         let mut rec = vosk::Recognizer::new(&self.model, sample_rate as f32)
             .ok_or_else(|| AsrError::Backend("libvosk could not create a recogniser".into()))?;
         rec.set_max_alternatives(self.nbest);
-        let mut s = VoskStream { rec, rate: sample_rate, samples: 0, endpoint: None, partial: String::new() };
+        let mut s = VoskStream {
+            rec,
+            rate: sample_rate,
+            samples: 0,
+            endpoint: None,
+            partial: String::new(),
+        };
         if bias.grammar && !bias.phrases.is_empty() {
             s.set_grammar(&bias.phrases)?;
         }
@@ -112,9 +129,18 @@ impl VoskStream {
     /// Switches to grammar mode with `phrases` (+ `[unk]`); an empty list returns to open
     /// vocabulary. Used per listen node.
     pub fn set_grammar(&mut self, phrases: &[String]) -> Result<(), AsrError> {
-        let json = if phrases.is_empty() { String::new() } else { grammar_json(phrases) };
-        let c = CString::new(json).map_err(|_| AsrError::Backend("grammar contains a NUL byte".into()))?;
-        let ptr = if phrases.is_empty() { std::ptr::null() } else { c.as_ptr() };
+        let json = if phrases.is_empty() {
+            String::new()
+        } else {
+            grammar_json(phrases)
+        };
+        let c = CString::new(json)
+            .map_err(|_| AsrError::Backend("grammar contains a NUL byte".into()))?;
+        let ptr = if phrases.is_empty() {
+            std::ptr::null()
+        } else {
+            c.as_ptr()
+        };
         // SAFETY: `raw` yields the live recogniser owned by `self.rec`; `c` outlives the call.
         unsafe { vosk_recognizer_set_grm(raw(&mut self.rec), ptr) };
         Ok(())
@@ -126,11 +152,17 @@ impl VoskStream {
     }
 
     fn collect(&mut self, final_: bool) -> Transcript {
-        let res = if final_ { self.rec.final_result() } else { self.rec.result() };
+        let res = if final_ {
+            self.rec.final_result()
+        } else {
+            self.rec.result()
+        };
         let mut alts: Vec<(String, f32)> = match res {
-            vosk::CompleteResult::Multiple(m) => {
-                m.alternatives.iter().map(|a| (clean_text(a.text), a.confidence)).collect()
-            }
+            vosk::CompleteResult::Multiple(m) => m
+                .alternatives
+                .iter()
+                .map(|a| (clean_text(a.text), a.confidence))
+                .collect(),
             vosk::CompleteResult::Single(s) => vec![(clean_text(s.text), 1.0)],
         };
         // Vosk's alternative confidences are lattice scores (larger is better): turn them
@@ -141,7 +173,10 @@ impl VoskStream {
             a.1 = ((a.1 - max).exp() / z.max(f32::MIN_POSITIVE)).clamp(0.0, 1.0);
         }
         let mut t = Transcript {
-            timings: Timings { audio_ms: self.samples as u64 * 1000 / self.rate as u64, ..Timings::default() },
+            timings: Timings {
+                audio_ms: self.samples as u64 * 1000 / self.rate as u64,
+                ..Timings::default()
+            },
             ..Transcript::default()
         };
         let mut heard_unk = false;
@@ -150,13 +185,24 @@ impl VoskStream {
                 heard_unk |= !text.is_empty();
                 continue;
             }
-            let text = text.split_whitespace().filter(|w| *w != "[unk]").collect::<Vec<_>>().join(" ");
+            let text = text
+                .split_whitespace()
+                .filter(|w| *w != "[unk]")
+                .collect::<Vec<_>>()
+                .join(" ");
             if !text.is_empty() && !t.alternatives.iter().any(|h| h.text == text) {
-                t.alternatives.push(Hypothesis { text, confidence: conf });
+                t.alternatives.push(Hypothesis {
+                    text,
+                    confidence: conf,
+                });
             }
         }
         if t.alternatives.is_empty() {
-            t.reason = Some(if heard_unk { NoResult::NoMatch } else { NoResult::Silence });
+            t.reason = Some(if heard_unk {
+                NoResult::NoMatch
+            } else {
+                NoResult::Silence
+            });
         }
         t
     }
@@ -193,7 +239,9 @@ impl Recognizer for VoskStream {
                 }
                 Ok(None)
             }
-            Ok(vosk::DecodingState::Failed) => Err(AsrError::Backend("libvosk failed to decode".into())),
+            Ok(vosk::DecodingState::Failed) => {
+                Err(AsrError::Backend("libvosk failed to decode".into()))
+            }
             Err(e) => Err(AsrError::Backend(e.to_string())),
         }
     }
@@ -218,7 +266,10 @@ mod tests {
 
     #[test]
     fn grammar_json_quotes_phrases_and_allows_unknown() {
-        assert_eq!(grammar_json(&["네".into(), "say \"hi\"".into()]), r#"["네","say \"hi\"","[unk]"]"#);
+        assert_eq!(
+            grammar_json(&["네".into(), "say \"hi\"".into()]),
+            r#"["네","say \"hi\"","[unk]"]"#
+        );
     }
 
     #[test]

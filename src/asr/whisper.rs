@@ -29,12 +29,17 @@ use crate::media::resample::Resampler;
 use super::mel::{LogMel, FULL_WINDOW, HOP, N_MELS, SAMPLE_RATE};
 use super::text::{collapse_repeats, is_known_hallucination, recites_prompt, to_simplified};
 use super::{
-    pcm_to_f32, AsrError, AsrPool, Bias, Engine, Hypothesis, NoResult, Partial, Pending, Recognizer, Timings,
-    Transcript, MAX_UTTERANCE,
+    pcm_to_f32, AsrError, AsrPool, Bias, Engine, Hypothesis, NoResult, Partial, Pending,
+    Recognizer, Timings, Transcript, MAX_UTTERANCE,
 };
 
 /// The files a CTranslate2 Whisper folder must hold.
-pub const MODEL_FILES: [&str; 4] = ["model.bin", "config.json", "tokenizer.json", "vocabulary.txt"];
+pub const MODEL_FILES: [&str; 4] = [
+    "model.bin",
+    "config.json",
+    "tokenizer.json",
+    "vocabulary.txt",
+];
 
 /// How the model is loaded.
 #[derive(Debug, Clone)]
@@ -50,7 +55,12 @@ pub struct WhisperConfig {
 
 impl WhisperConfig {
     pub fn new(model_dir: impl Into<PathBuf>) -> WhisperConfig {
-        WhisperConfig { model_dir: model_dir.into(), replicas: 1, threads: 0, compute: "int8".into() }
+        WhisperConfig {
+            model_dir: model_dir.into(),
+            replicas: 1,
+            threads: 0,
+            compute: "int8".into(),
+        }
     }
 }
 
@@ -88,13 +98,25 @@ pub struct Guards {
 
 impl Default for Guards {
     fn default() -> Self {
-        Guards { silence: true, no_speech: true, hallucination: true, recitation: true, repetition: true }
+        Guards {
+            silence: true,
+            no_speech: true,
+            hallucination: true,
+            recitation: true,
+            repetition: true,
+        }
     }
 }
 
 impl Guards {
     pub fn none() -> Guards {
-        Guards { silence: false, no_speech: false, hallucination: false, recitation: false, repetition: false }
+        Guards {
+            silence: false,
+            no_speech: false,
+            hallucination: false,
+            recitation: false,
+            repetition: false,
+        }
     }
 }
 
@@ -132,7 +154,9 @@ pub struct WhisperModel {
 
 impl std::fmt::Debug for WhisperModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WhisperModel").field("dir", &self.dir).finish()
+        f.debug_struct("WhisperModel")
+            .field("dir", &self.dir)
+            .finish()
     }
 }
 
@@ -143,7 +167,10 @@ pub fn model_present(dir: &Path) -> bool {
 
 /// Frame RMS (20 ms frames) of 16 kHz audio.
 fn frame_rms(audio: &[f32]) -> Vec<f32> {
-    audio.chunks(320).map(|c| (c.iter().map(|x| x * x).sum::<f32>() / c.len().max(1) as f32).sqrt()).collect()
+    audio
+        .chunks(320)
+        .map(|c| (c.iter().map(|x| x * x).sum::<f32>() / c.len().max(1) as f32).sqrt())
+        .collect()
 }
 
 /// Peak 20 ms RMS below which audio counts as silence (≈ −50 dBFS).
@@ -157,8 +184,15 @@ impl WhisperModel {
     /// Loads the model; a clear error when files are missing or broken.
     pub fn load(cfg: &WhisperConfig) -> Result<WhisperModel, AsrError> {
         let dir = &cfg.model_dir;
-        let model_err = |reason: String| AsrError::Model { path: dir.display().to_string(), reason };
-        let missing: Vec<&str> = MODEL_FILES.iter().copied().filter(|f| !dir.join(f).is_file()).collect();
+        let model_err = |reason: String| AsrError::Model {
+            path: dir.display().to_string(),
+            reason,
+        };
+        let missing: Vec<&str> = MODEL_FILES
+            .iter()
+            .copied()
+            .filter(|f| !dir.join(f).is_file())
+            .collect();
         if !missing.is_empty() {
             return Err(model_err(format!("missing {}", missing.join(", "))));
         }
@@ -169,7 +203,11 @@ impl WhisperModel {
             "float32" => ComputeType::FLOAT32,
             other => return Err(model_err(format!("unknown compute type {other}"))),
         };
-        let threads = if cfg.threads == 0 { num_cpus::get().max(1) } else { cfg.threads };
+        let threads = if cfg.threads == 0 {
+            num_cpus::get().max(1)
+        } else {
+            cfg.threads
+        };
         let ct2 = Ct2Config {
             compute_type: compute,
             device_indices: vec![0; cfg.replicas.max(1)],
@@ -178,22 +216,38 @@ impl WhisperModel {
         };
         let whisper = sys::Whisper::new(dir, ct2).map_err(|e| model_err(e.to_string()))?;
         if whisper.n_mels() != N_MELS {
-            return Err(model_err(format!("model wants {} mel bands, voicenav computes {N_MELS}", whisper.n_mels())));
+            return Err(model_err(format!(
+                "model wants {} mel bands, voicenav computes {N_MELS}",
+                whisper.n_mels()
+            )));
         }
         let mut tokenizer = hf::Tokenizer::new(dir).map_err(|e| model_err(e.to_string()))?;
         tokenizer.disable_spacial_token();
-        Ok(WhisperModel { whisper, tokenizer, mel: LogMel::new(), dir: dir.clone() })
+        Ok(WhisperModel {
+            whisper,
+            tokenizer,
+            mel: LogMel::new(),
+            dir: dir.clone(),
+        })
     }
 
     /// Recognises one utterance (16 kHz, −1..1, ≤ 30 s).
-    pub fn recognize(&self, audio: &[f32], bias: &Bias, opts: &DecodeOptions) -> Result<Transcript, AsrError> {
+    pub fn recognize(
+        &self,
+        audio: &[f32],
+        bias: &Bias,
+        opts: &DecodeOptions,
+    ) -> Result<Transcript, AsrError> {
         let started = Instant::now();
         let secs = audio.len() as f32 / SAMPLE_RATE as f32;
         let limit = MAX_UTTERANCE.as_secs_f32();
         if secs > limit + 0.01 {
             return Err(AsrError::TooLong { secs, limit });
         }
-        let mut timings = Timings { audio_ms: (secs * 1000.0) as u64, ..Timings::default() };
+        let mut timings = Timings {
+            audio_ms: (secs * 1000.0) as u64,
+            ..Timings::default()
+        };
         let rms = frame_rms(audio);
         let peak = rms.iter().cloned().fold(0.0f32, f32::max);
         if opts.guards.silence && peak < SILENCE_RMS {
@@ -225,7 +279,12 @@ impl WhisperModel {
             && out.best_logprob < LOW_LOGPROB
         {
             guards.push("no_speech");
-            return Ok(Transcript { reason: Some(NoResult::NotSpeech), guards, timings, ..Transcript::default() });
+            return Ok(Transcript {
+                reason: Some(NoResult::NotSpeech),
+                guards,
+                timings,
+                ..Transcript::default()
+            });
         }
         let mut alts = Vec::new();
         let max_chars = (2.0 + 9.0 * secs).ceil() as usize;
@@ -261,17 +320,31 @@ impl WhisperModel {
         }
         let alts = bias.rerank(alts);
         let reason = if alts.is_empty() {
-            Some(if guards.is_empty() { NoResult::NotSpeech } else { NoResult::Hallucination })
+            Some(if guards.is_empty() {
+                NoResult::NotSpeech
+            } else {
+                NoResult::Hallucination
+            })
         } else {
             None
         };
         timings.after_end_ms = started.elapsed().as_millis() as u64;
-        Ok(Transcript { alternatives: alts, reason, guards, timings })
+        Ok(Transcript {
+            alternatives: alts,
+            reason,
+            guards,
+            timings,
+        })
     }
 
     /// Transcribes audio of any length by 30 s pieces (the `transcribe` command); the
     /// n-best list is kept only when the audio fits one piece.
-    pub fn transcribe_long(&self, audio: &[f32], bias: &Bias, opts: &DecodeOptions) -> Result<Transcript, AsrError> {
+    pub fn transcribe_long(
+        &self,
+        audio: &[f32],
+        bias: &Bias,
+        opts: &DecodeOptions,
+    ) -> Result<Transcript, AsrError> {
         let piece = SAMPLE_RATE as usize * MAX_UTTERANCE.as_secs() as usize;
         if audio.len() <= piece {
             return self.recognize(audio, bias, opts);
@@ -299,7 +372,10 @@ impl WhisperModel {
             all.reason = Some(NoResult::NotSpeech);
         } else {
             let c = conf.iter().sum::<f32>() / conf.len().max(1) as f32;
-            all.alternatives.push(Hypothesis { text, confidence: c });
+            all.alternatives.push(Hypothesis {
+                text,
+                confidence: c,
+            });
         }
         Ok(all)
     }
@@ -316,16 +392,25 @@ impl WhisperModel {
         let mut tokens: Vec<String> = Vec::new();
         if let Some(p) = prompt {
             tokens.push("<|startofprev|>".into());
-            let enc = self.tokenizer.encode(&format!(" {}", p.trim())).map_err(backend)?;
+            let enc = self
+                .tokenizer
+                .encode(&format!(" {}", p.trim()))
+                .map_err(backend)?;
             // Whisper keeps at most 223 prompt tokens; keep the end.
             let skip = enc.len().saturating_sub(223);
             tokens.extend(enc.into_iter().skip(skip));
         }
         let prefix_len = tokens.len();
-        for t in ["<|startoftranscript|>", "<|zh|>", "<|transcribe|>", "<|notimestamps|>"] {
+        for t in [
+            "<|startoftranscript|>",
+            "<|zh|>",
+            "<|transcribe|>",
+            "<|notimestamps|>",
+        ] {
             tokens.push(t.into());
         }
-        let view = StorageView::new(&[1, N_MELS, frames], features, Default::default()).map_err(backend)?;
+        let view = StorageView::new(&[1, N_MELS, frames], features, Default::default())
+            .map_err(backend)?;
         let beam = opts.beam_size.max(1);
         let options = WhisperOptions {
             beam_size: beam,
@@ -335,7 +420,10 @@ impl WhisperModel {
             max_length: (prefix_len + 4 + 16 + (14.0 * secs) as usize).min(448),
             ..WhisperOptions::default()
         };
-        let res = self.whisper.generate(&view, &[tokens], &options).map_err(backend)?;
+        let res = self
+            .whisper
+            .generate(&view, &[tokens], &options)
+            .map_err(backend)?;
         let Some(r) = res.into_iter().next() else {
             return Err(AsrError::Backend("CTranslate2 returned no result".into()));
         };
@@ -344,12 +432,22 @@ impl WhisperModel {
         for (i, seq) in r.sequences.into_iter().enumerate() {
             let score = r.scores.get(i).copied().unwrap_or(-10.0);
             best_logprob = best_logprob.max(score);
-            let words: Vec<String> = seq.into_iter().filter(|t| !(t.starts_with("<|") && t.ends_with("|>"))).collect();
+            let words: Vec<String> = seq
+                .into_iter()
+                .filter(|t| !(t.starts_with("<|") && t.ends_with("|>")))
+                .collect();
             let raw = self.tokenizer.decode(words).map_err(backend)?;
             let text = to_simplified(&raw);
-            hyps.push(Hypothesis { text, confidence: score.exp().clamp(0.0, 1.0) });
+            hyps.push(Hypothesis {
+                text,
+                confidence: score.exp().clamp(0.0, 1.0),
+            });
         }
-        Ok(Decoded { hyps, no_speech_prob: r.no_speech_prob, best_logprob })
+        Ok(Decoded {
+            hyps,
+            no_speech_prob: r.no_speech_prob,
+            best_logprob,
+        })
     }
 }
 
@@ -373,7 +471,11 @@ impl Engine for WhisperEngine {
     }
 
     fn start(&self, sample_rate: u32, bias: &Bias) -> Result<Box<dyn Recognizer>, AsrError> {
-        Ok(Box::new(WhisperStream::new(self.clone(), sample_rate, bias.clone())?))
+        Ok(Box::new(WhisperStream::new(
+            self.clone(),
+            sample_rate,
+            bias.clone(),
+        )?))
     }
 }
 
@@ -422,7 +524,9 @@ impl WhisperStream {
         let model = Arc::clone(&self.engine.model);
         let bias = Arc::clone(&self.bias);
         let opts = self.engine.options.clone();
-        self.engine.pool.submit(move || model.recognize(&audio, &bias, &opts))
+        self.engine
+            .pool
+            .submit(move || model.recognize(&audio, &bias, &opts))
     }
 }
 
@@ -439,7 +543,10 @@ impl Recognizer for WhisperStream {
         let samples = &samples[..samples.len().min(room)];
         let rms = frame_rms(samples);
         let loud = rms.iter().cloned().fold(0.0f32, f32::max);
-        if self.speculation.is_some() && loud > self.peak_rms * RESUME_FRACTION && loud > SILENCE_RMS {
+        if self.speculation.is_some()
+            && loud > self.peak_rms * RESUME_FRACTION
+            && loud > SILENCE_RMS
+        {
             // The caller resumed: the speculative result is stale.
             self.speculation = None;
         }

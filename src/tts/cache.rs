@@ -75,7 +75,10 @@ pub struct PromptCache {
 
 impl std::fmt::Debug for PromptCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PromptCache").field("dir", &self.dir).field("law", &self.law).finish()
+        f.debug_struct("PromptCache")
+            .field("dir", &self.dir)
+            .field("law", &self.law)
+            .finish()
     }
 }
 
@@ -87,11 +90,24 @@ enum Origin {
 
 impl PromptCache {
     /// A cache in `dir` (created) for `law`, rendering text with `synth`.
-    pub fn new(dir: impl Into<PathBuf>, law: Law, synth: Arc<dyn Synthesizer>) -> Result<PromptCache, TtsError> {
+    pub fn new(
+        dir: impl Into<PathBuf>,
+        law: Law,
+        synth: Arc<dyn Synthesizer>,
+    ) -> Result<PromptCache, TtsError> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|source| TtsError::Cache { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| TtsError::Cache {
+            path: dir.clone(),
+            source,
+        })?;
         let synth_id = synth.id();
-        Ok(PromptCache { dir, law, synth, synth_id, memory: Mutex::new(HashMap::new()) })
+        Ok(PromptCache {
+            dir,
+            law,
+            synth,
+            synth_id,
+            memory: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The content key of a prompt.
@@ -101,14 +117,21 @@ impl PromptCache {
         h.update([0, self.law.payload_type()]);
         match prompt {
             PromptSource::Text { text, voice } => {
-                for part in [self.synth_id.as_str(), voice.name.as_str(), &voice.rate.to_string(), text.as_str()] {
+                for part in [
+                    self.synth_id.as_str(),
+                    voice.name.as_str(),
+                    &voice.rate.to_string(),
+                    text.as_str(),
+                ] {
                     h.update(part.as_bytes());
                     h.update([0]);
                 }
             }
             PromptSource::Recording(path) => {
-                let data = std::fs::read(path)
-                    .map_err(|e| TtsError::Recording { path: path.clone(), reason: e.to_string() })?;
+                let data = std::fs::read(path).map_err(|e| TtsError::Recording {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
                 h.update(b"recording\0");
                 h.update(Sha256::digest(&data));
             }
@@ -128,13 +151,25 @@ impl PromptCache {
         }
         let path = self.path(&key);
         let (frames, origin) = match std::fs::read(&path) {
-            Ok(bytes) if !bytes.is_empty() && bytes.len() % FRAME_BYTES == 0 => {
-                (Arc::new(PromptFrames { law: self.law, key: key.clone(), bytes }), Origin::Disk)
-            }
+            Ok(bytes) if !bytes.is_empty() && bytes.len() % FRAME_BYTES == 0 => (
+                Arc::new(PromptFrames {
+                    law: self.law,
+                    key: key.clone(),
+                    bytes,
+                }),
+                Origin::Disk,
+            ),
             _ => {
                 let bytes = self.render(prompt)?;
                 self.store(&path, &bytes)?;
-                (Arc::new(PromptFrames { law: self.law, key: key.clone(), bytes }), Origin::Rendered)
+                (
+                    Arc::new(PromptFrames {
+                        law: self.law,
+                        key: key.clone(),
+                        bytes,
+                    }),
+                    Origin::Rendered,
+                )
             }
         };
         if let Ok(mut m) = self.memory.lock() {
@@ -176,17 +211,25 @@ impl PromptCache {
         let pcm8k = match prompt {
             PromptSource::Text { text, voice } => {
                 let audio = self.synth.synthesize(text, voice)?;
-                resample::to_rate(&audio.samples, audio.rate, 8000).map_err(|e| TtsError::Resample(e.to_string()))?
+                resample::to_rate(&audio.samples, audio.rate, 8000)
+                    .map_err(|e| TtsError::Resample(e.to_string()))?
             }
-            PromptSource::Recording(path) => wav::read_mono(path, 8000)
-                .map_err(|e| TtsError::Recording { path: path.clone(), reason: e.to_string() })?,
+            PromptSource::Recording(path) => {
+                wav::read_mono(path, 8000).map_err(|e| TtsError::Recording {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?
+            }
         };
         Ok(encode_frames(&pcm8k, self.law))
     }
 
     fn store(&self, path: &Path, bytes: &[u8]) -> Result<(), TtsError> {
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let err = |source| TtsError::Cache { path: path.to_path_buf(), source };
+        let err = |source| TtsError::Cache {
+            path: path.to_path_buf(),
+            source,
+        };
         std::fs::write(&tmp, bytes).map_err(err)?;
         std::fs::rename(&tmp, path).map_err(err)
     }
@@ -213,9 +256,13 @@ mod tests {
     impl Synthesizer for Counting {
         fn synthesize(&self, _text: &str, _voice: &Voice) -> Result<Audio, TtsError> {
             self.0.fetch_add(1, Ordering::SeqCst);
-            let samples =
-                (0..11025).map(|n| ((n as f32 * 2.0 * std::f32::consts::PI * 1000.0 / 22050.0).sin() * 8000.0) as i16);
-            Ok(Audio { rate: 22050, samples: samples.collect() })
+            let samples = (0..11025).map(|n| {
+                ((n as f32 * 2.0 * std::f32::consts::PI * 1000.0 / 22050.0).sin() * 8000.0) as i16
+            });
+            Ok(Audio {
+                rate: 22050,
+                samples: samples.collect(),
+            })
         }
         fn id(&self) -> String {
             "counting 1".into()
@@ -223,7 +270,10 @@ mod tests {
     }
 
     fn text(t: &str) -> PromptSource {
-        PromptSource::Text { text: t.into(), voice: Voice::mandarin() }
+        PromptSource::Text {
+            text: t.into(),
+            voice: Voice::mandarin(),
+        }
     }
 
     #[test]
@@ -233,7 +283,14 @@ mod tests {
         let cache = PromptCache::new(dir.path(), Law::Alaw, synth.clone()).expect("cache");
         let (s, e) = cache.prewarm([&text("您好"), &text("再见"), &text("您好")]);
         assert!(e.is_empty());
-        assert_eq!(s, PrewarmStats { rendered: 2, from_disk: 0, in_memory: 1 });
+        assert_eq!(
+            s,
+            PrewarmStats {
+                rendered: 2,
+                from_disk: 0,
+                in_memory: 1
+            }
+        );
         let f = cache.frames(&text("您好")).expect("frames");
         assert_eq!(f.len(), 25, "0.5 s = 25 frames of 20 ms");
         assert!(f.frames().all(|fr| fr.len() == FRAME_BYTES));
@@ -252,9 +309,21 @@ mod tests {
         let a = PromptCache::new(dir.path(), Law::Alaw, synth.clone()).expect("cache");
         let u = PromptCache::new(dir.path(), Law::Ulaw, synth).expect("cache");
         let k = |c: &PromptCache, p: &PromptSource| c.key(p).expect("key");
-        let slow = PromptSource::Text { text: "您好".into(), voice: Voice::new("cmn-latn-pinyin", 120) };
-        let yue = PromptSource::Text { text: "您好".into(), voice: Voice::new("yue", 160) };
-        let all = [k(&a, &text("您好")), k(&a, &text("您好！")), k(&a, &slow), k(&a, &yue), k(&u, &text("您好"))];
+        let slow = PromptSource::Text {
+            text: "您好".into(),
+            voice: Voice::new("cmn-latn-pinyin", 120),
+        };
+        let yue = PromptSource::Text {
+            text: "您好".into(),
+            voice: Voice::new("yue", 160),
+        };
+        let all = [
+            k(&a, &text("您好")),
+            k(&a, &text("您好！")),
+            k(&a, &slow),
+            k(&a, &yue),
+            k(&u, &text("您好")),
+        ];
         for i in 0..all.len() {
             for j in i + 1..all.len() {
                 assert_ne!(all[i], all[j]);
@@ -265,9 +334,19 @@ mod tests {
     #[test]
     fn a_missing_recording_is_a_clear_error() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cache = PromptCache::new(dir.path(), Law::Ulaw, Arc::new(Counting(AtomicUsize::new(0)))).expect("cache");
-        let err = cache.frames(&PromptSource::Recording("/nonexistent/greeting.wav".into())).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/greeting.wav"), "{err}");
+        let cache = PromptCache::new(
+            dir.path(),
+            Law::Ulaw,
+            Arc::new(Counting(AtomicUsize::new(0))),
+        )
+        .expect("cache");
+        let err = cache
+            .frames(&PromptSource::Recording("/nonexistent/greeting.wav".into()))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/greeting.wav"),
+            "{err}"
+        );
     }
 
     #[test]

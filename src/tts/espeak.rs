@@ -21,7 +21,10 @@ pub struct EspeakNg {
 
 impl Default for EspeakNg {
     fn default() -> Self {
-        EspeakNg { program: "espeak-ng".into(), timeout: Duration::from_secs(10) }
+        EspeakNg {
+            program: "espeak-ng".into(),
+            timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -29,9 +32,16 @@ impl EspeakNg {
     /// Whether espeak-ng runs and knows `voice`.
     pub fn has_voice(&self, voice: &str) -> bool {
         Command::new(&self.program)
-            .arg(format!("--voices={}", voice.split('-').next().unwrap_or(voice)))
+            .arg(format!(
+                "--voices={}",
+                voice.split('-').next().unwrap_or(voice)
+            ))
             .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().any(|w| w == voice))
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .any(|w| w == voice)
+            })
             .unwrap_or(false)
     }
 }
@@ -39,7 +49,14 @@ impl EspeakNg {
 impl Synthesizer for EspeakNg {
     fn synthesize(&self, text: &str, voice: &Voice) -> Result<Audio, TtsError> {
         let mut child = Command::new(&self.program)
-            .args(["-v", &voice.name, "-s", &voice.rate.clamp(80, 450).to_string(), "--stdout", "--stdin"])
+            .args([
+                "-v",
+                &voice.name,
+                "-s",
+                &voice.rate.clamp(80, 450).to_string(),
+                "--stdout",
+                "--stdin",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -50,7 +67,10 @@ impl Synthesizer for EspeakNg {
             let line = text.replace(['\n', '\r'], " ");
             stdin.write_all(line.as_bytes()).map_err(TtsError::Spawn)?;
         }
-        let mut stdout = child.stdout.take().ok_or(TtsError::BadOutput("no stdout"))?;
+        let mut stdout = child
+            .stdout
+            .take()
+            .ok_or(TtsError::BadOutput("no stdout"))?;
         let reader = std::thread::spawn(move || {
             let mut buf = Vec::new();
             stdout.read_to_end(&mut buf).map(|_| buf)
@@ -67,7 +87,10 @@ impl Synthesizer for EspeakNg {
                 None => std::thread::sleep(Duration::from_millis(2)),
             }
         };
-        let bytes = reader.join().map_err(|_| TtsError::BadOutput("reader thread failed"))?.map_err(TtsError::Spawn)?;
+        let bytes = reader
+            .join()
+            .map_err(|_| TtsError::BadOutput("reader thread failed"))?
+            .map_err(TtsError::Spawn)?;
         if !status.success() {
             let mut err = String::new();
             if let Some(mut e) = child.stderr.take() {
@@ -97,7 +120,12 @@ pub fn parse_stream_wav(bytes: &[u8]) -> Result<Audio, TtsError> {
     let mut rate = None;
     while pos + 8 <= bytes.len() {
         let id = &bytes[pos..pos + 4];
-        let size = u32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]) as usize;
+        let size = u32::from_le_bytes([
+            bytes[pos + 4],
+            bytes[pos + 5],
+            bytes[pos + 6],
+            bytes[pos + 7],
+        ]) as usize;
         let body = pos + 8;
         if id == b"fmt " {
             if body + 16 > bytes.len() {
@@ -109,11 +137,19 @@ pub fn parse_stream_wav(bytes: &[u8]) -> Result<Audio, TtsError> {
             if format != 1 || channels != 1 || bits != 16 {
                 return Err(TtsError::BadOutput("not 16-bit mono PCM"));
             }
-            rate = Some(u32::from_le_bytes([bytes[body + 4], bytes[body + 5], bytes[body + 6], bytes[body + 7]]));
+            rate = Some(u32::from_le_bytes([
+                bytes[body + 4],
+                bytes[body + 5],
+                bytes[body + 6],
+                bytes[body + 7],
+            ]));
             pos = body + size;
         } else if id == b"data" {
             let rate = rate.ok_or(TtsError::BadOutput("data before fmt"))?;
-            let samples = bytes[body..].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+            let samples = bytes[body..]
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect();
             return Ok(Audio { rate, samples });
         } else {
             pos = body + size + (size & 1);
@@ -142,17 +178,28 @@ mod tests {
     fn espeak_speaks_mandarin_hanzi() {
         let e = EspeakNg::default();
         if !e.has_voice("cmn-latn-pinyin") {
-            println!("SKIP: espeak-ng with voice cmn-latn-pinyin not installed (run scripts/setup.sh)");
+            println!(
+                "SKIP: espeak-ng with voice cmn-latn-pinyin not installed (run scripts/setup.sh)"
+            );
             return;
         }
-        let a = e.synthesize("您好，欢迎致电", &Voice::mandarin()).expect("synthesis");
+        let a = e
+            .synthesize("您好，欢迎致电", &Voice::mandarin())
+            .expect("synthesis");
         assert_eq!(a.rate, 22050);
         let secs = a.samples.len() as f32 / a.rate as f32;
         assert!(secs > 0.8 && secs < 4.0, "{secs} s");
-        let slow = e.synthesize("您好，欢迎致电", &Voice::new("cmn-latn-pinyin", 100)).expect("synthesis");
-        assert!(slow.samples.len() > a.samples.len() * 5 / 4, "a slower rate gives longer audio");
+        let slow = e
+            .synthesize("您好，欢迎致电", &Voice::new("cmn-latn-pinyin", 100))
+            .expect("synthesis");
+        assert!(
+            slow.samples.len() > a.samples.len() * 5 / 4,
+            "a slower rate gives longer audio"
+        );
         // text that looks like an option is spoken, not parsed
-        let dash = e.synthesize("-x 一", &Voice::mandarin()).expect("synthesis");
+        let dash = e
+            .synthesize("-x 一", &Voice::mandarin())
+            .expect("synthesis");
         assert!(!dash.samples.is_empty());
     }
 }

@@ -33,7 +33,10 @@ pub enum TtsError {
     #[error("prompt recording {path}: {reason}")]
     Recording { path: PathBuf, reason: String },
     #[error("prompt cache {path}: {source}")]
-    Cache { path: PathBuf, source: std::io::Error },
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("resampling failed: {0}")]
     Resample(String),
 }
@@ -56,7 +59,10 @@ pub struct Voice {
 
 impl Voice {
     pub fn new(name: impl Into<String>, rate: u32) -> Voice {
-        Voice { name: name.into(), rate }
+        Voice {
+            name: name.into(),
+            rate,
+        }
     }
     /// Mandarin at espeak-ng's normal rate.
     pub fn mandarin() -> Voice {
