@@ -24,8 +24,16 @@
 //!
 //! Audio inside the pipeline is 8 kHz mono i16 in 20 ms frames of [`FRAME_SAMPLES`] samples.
 
+pub mod digits;
+pub mod driver;
+pub mod dtmf;
 pub mod g711;
+pub mod pipeline;
+pub mod player;
+pub mod recorder;
 pub mod resample;
+pub mod source;
+pub mod vad;
 pub mod wav;
 
 #[cfg(test)]
