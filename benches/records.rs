@@ -1,7 +1,7 @@
 //! Costs on the call path of the records/compliance/continuity pieces: masking an utterance,
 //! scanning it for compliance phrases, writing call records durably (one at a time and 64
 //! calls ending at once, group-committed), and the embedded resume store.
-//! Run: `cargo bench --bench records`; figures in docs/BENCHMARKS.md.
+//! Run: `scripts/bench-records`; figures in docs/BENCHMARKS.md.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +83,35 @@ fn record_writes(c: &mut Criterion) {
                     .collect();
                 for t in tasks {
                     t.await.expect("task").expect("written");
+                }
+            })
+        })
+    });
+    // Baseline: the obvious design, a mutex around the file and one fsync per record.
+    let naive = std::sync::Arc::new(std::sync::Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("naive.jsonl"))
+            .expect("naive file"),
+    ));
+    g.bench_function("64_calls_at_once_baseline_mutex_fsync_each", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..64)
+                    .map(|i| {
+                        let f = naive.clone();
+                        tokio::task::spawn_blocking(move || {
+                            use std::io::Write;
+                            let line = record(i).to_line().expect("line");
+                            let mut f = f.lock().expect("lock");
+                            f.write_all(&line).expect("write");
+                            f.sync_data().expect("fsync");
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.expect("task");
                 }
             })
         })
