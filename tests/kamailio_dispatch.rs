@@ -1,7 +1,8 @@
 //! Harness check of the scale-out set-up: Kamailio (the shipped kamailio.cfg) in front of
 //! two SIPp UAS instances (`tests/sipp/uas_node.xml`) standing in for voicenav nodes. Calls placed by a SIPp
 //! caller through Kamailio reach both nodes; after one node is killed, new calls all reach
-//! the survivor (OPTIONS probing takes the dead node out; failover covers the gap).
+//! the survivor: at once by failover on the INVITE timeout, then directly once OPTIONS
+//! probing has taken the dead node out.
 //! The full test with two `voicenav serve` nodes and Redis comes with the call server.
 
 mod common;
@@ -34,11 +35,29 @@ fn kamailio_spreads_calls_and_routes_around_a_dead_node() {
     );
 
     b.kill();
-    // Two failed 1-second probes take node b out.
-    std::thread::sleep(Duration::from_secs(4));
+    // At once, before any probe noticed: INVITEs sent to the dead node time out
+    // (INVITE_TIMEOUT) and fail over to the survivor.
     let (ok, out) = sipp_or_log(&k, &sipp, 4);
-    assert!(ok, "calls after node b died failed:\n{out}");
+    assert!(
+        ok,
+        "calls right after node b died failed:
+{out}"
+    );
     assert_eq!(a.invites(), a1 + 4, "all new calls went to the survivor");
+    // Two failed 1-second probes take node b out; calls go straight to a.
+    std::thread::sleep(Duration::from_secs(3));
+    let (ok, out) = sipp_or_log(&k, &sipp, 4);
+    assert!(
+        ok,
+        "calls after node b was taken out failed:
+{out}"
+    );
+    assert_eq!(a.invites(), a1 + 8);
+    assert!(
+        k.log().contains("marking it for probing") || k.log().contains("failing"),
+        "the failover path was used:\n{}",
+        k.log()
+    );
 }
 
 fn sipp_or_log(k: &Kamailio, sipp: &std::path::Path, calls: usize) -> (bool, String) {

@@ -298,3 +298,90 @@ pub fn sipp_calls(binary: &Path, port: u16, calls: usize) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// A SIP endpoint that refuses everything with `503 Service Unavailable`, as a draining
+/// voicenav node does after SIGTERM (OPTIONS probes included). Counts what it refused.
+pub struct DrainingNode {
+    pub port: u16,
+    invites: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    options: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DrainingNode {
+    pub fn start() -> DrainingNode {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp socket");
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let port = sock.local_addr().expect("addr").port();
+        let (invites, options, stop) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (i2, o2, s2) = (invites.clone(), options.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while !s2.load(Ordering::Relaxed) {
+                let Ok((len, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+                let method = text.split_whitespace().next().unwrap_or("");
+                match method {
+                    "INVITE" => i2.fetch_add(1, Ordering::Relaxed),
+                    "OPTIONS" => o2.fetch_add(1, Ordering::Relaxed),
+                    "ACK" | "SIP/2.0" | "" => continue,
+                    _ => 0,
+                };
+                let mut reply = String::from("SIP/2.0 503 Service Unavailable\r\n");
+                for line in text.split("\r\n") {
+                    let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
+                    match name.as_str() {
+                        "via" | "v" | "from" | "f" | "call-id" | "i" | "cseq" => {
+                            reply.push_str(line);
+                            reply.push_str("\r\n");
+                        }
+                        "to" | "t" => {
+                            reply.push_str(line);
+                            if !line.contains("tag=") {
+                                reply.push_str(";tag=draining");
+                            }
+                            reply.push_str("\r\n");
+                        }
+                        _ => {}
+                    }
+                }
+                reply.push_str("Retry-After: 30\r\nContent-Length: 0\r\n\r\n");
+                let _ = sock.send_to(reply.as_bytes(), from);
+            }
+        });
+        DrainingNode {
+            port,
+            invites,
+            options,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn invites(&self) -> usize {
+        self.invites.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn options(&self) -> usize {
+        self.options.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for DrainingNode {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
