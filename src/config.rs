@@ -55,6 +55,22 @@ pub struct SipConfig {
     /// User part / display of our Contact.
     #[serde(default = "default_user_agent")]
     pub user_agent: String,
+    /// RFC 3261 timer T1 in milliseconds (T2 = 8·T1, T4 = 10·T1; Timer H = 64·T1). Only
+    /// tests lower it (a lost ACK then ends in seconds, not 32 s).
+    #[serde(default = "default_t1_ms")]
+    pub timer_t1_ms: u64,
+    /// Milliseconds between 180 Ringing and 200 OK when `serve` answers a call (a caller
+    /// may CANCEL in between).
+    #[serde(default = "default_answer_delay_ms")]
+    pub answer_delay_ms: u64,
+}
+
+fn default_t1_ms() -> u64 {
+    500
+}
+
+fn default_answer_delay_ms() -> u64 {
+    300
 }
 
 fn default_user_agent() -> String {

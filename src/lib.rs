@@ -13,6 +13,7 @@
 //!
 //! # Module map
 //! - [`sip`] — SIP messages, RFC 3261 §17 transactions, dialogs, registration, REFER
+//! - [`sdp`] — SDP offer/answer: PCMU, PCMA, telephone-event
 //! - [`rtp`] — RTP packets, jitter buffer, RFC 4733 events
 //! - [`media`] — G.711, resampling, VAD/endpointing, Goertzel DTMF, prompt player, recorder
 //! - [`asr`] / [`tts`] — recogniser and synthesiser backends
@@ -39,6 +40,7 @@ pub mod observe;
 pub mod replay;
 pub mod routing;
 pub mod rtp;
+pub mod sdp;
 pub mod server;
 pub mod sip;
 pub mod tts;

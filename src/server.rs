@@ -1,6 +1,7 @@
 //! `voicenav serve`: loads and validates the configuration and flows, starts the
 //! observability endpoint, and runs until SIGTERM/SIGINT.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -10,6 +11,7 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::observe::http::{self, Readiness};
+use crate::sip;
 
 pub fn run(config_file: &Path, flows_override: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(config_file)?;
@@ -33,9 +35,23 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     tracing::info!(%http_addr, config = %config.file.display(), "observability endpoint listening (/healthz /readyz /metrics)");
     readiness.flows.store(true, Ordering::Relaxed);
 
+    let sip_cfg = sip::driver::endpoint_config(&config);
+    let media_ip: IpAddr = sip_cfg.host.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let (sip_handle, sip_events, sip_task) = sip::driver::spawn(&config.raw.sip.udp, &config.raw.sip.tcp, sip_cfg)
+        .await
+        .with_context(|| format!("binding SIP sockets udp {:?} tcp {:?}", config.raw.sip.udp, config.raw.sip.tcp))?;
+    tracing::info!(udp = ?sip_handle.udp, tcp = ?sip_handle.tcp, "SIP listening");
+    readiness.sockets.store(true, Ordering::Relaxed);
+    // Until the call layer (issue 10) exists: answer every admitted call, reserve RTP ports.
+    let ports = sip::driver::PortPool::new(config.raw.rtp.port_min, config.raw.rtp.port_max);
+    let answer_delay = std::time::Duration::from_millis(config.raw.sip.answer_delay_ms);
+    tokio::spawn(sip::driver::default_call_handler(sip_handle.clone(), sip_events, media_ip, ports, answer_delay));
+
     wait_for_signal().await;
     tracing::info!("shutting down");
     readiness.draining.store(true, Ordering::Relaxed);
+    sip_handle.stop().await;
+    let _ = sip_task.await;
     let _ = shutdown_tx.send(true);
     let _ = http_task.await;
     Ok(ExitCode::SUCCESS)

@@ -6,6 +6,8 @@
 pub mod rtp_sender;
 /// Real services (redis-server, kamailio, SIPp nodes) on loopback for one test.
 pub mod services;
+/// SIP helpers: a server answering OPTIONS, SIPp runs.
+pub mod sip;
 
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
