@@ -271,7 +271,7 @@ fn cer_section(model: &WhisperModel, clips: &[Clip]) {
 /// End of speech → final text, for the call path: 8 kHz G.711 frames fed in real time,
 /// the endpointer's pause at 200 ms of silence, the endpoint at 700 ms.
 fn latency_section(model: Arc<WhisperModel>, clips: &[Clip]) {
-    println!("\n### End of speech → final text (8 kHz G.711 stream, endpoint 700 ms after speech, pause hint at 200 ms)\n");
+    println!("\n### End of speech → final text (8 kHz G.711 stream, endpoint 900 ms after speech as media::vad's default, pause hint at 200 ms)\n");
     println!("| configuration | p50 ms | p95 ms | mean decode ms | RTF |");
     println!("|---|---|---|---|---|");
     let pool = AsrPool::new(1, Duration::from_secs(5));
@@ -317,14 +317,15 @@ fn latency_section(model: Arc<WhisperModel>, clips: &[Clip]) {
                 for f in c.line8k.chunks(160) {
                     s.accept(f).expect("accept");
                 }
-                // 200 ms of silence, then the pause hint; 500 ms more until the endpoint.
+                // 200 ms of silence, then the pause hint; 700 ms more until the endpoint
+                // (media::vad's default end_silence_ms = 900).
                 let silence = [0i16; 160];
                 for _ in 0..10 {
                     s.accept(&silence).expect("accept");
                 }
                 let t0 = Instant::now();
                 s.pause();
-                for _ in 0..25 {
+                for _ in 0..35 {
                     std::thread::sleep(Duration::from_millis(20));
                     s.accept(&silence).expect("accept");
                 }

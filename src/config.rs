@@ -122,6 +122,31 @@ pub struct AsrConfig {
     /// Recognition worker threads (0 = number of cores).
     #[serde(default)]
     pub workers: usize,
+    /// Whisper beam size (1 = greedy).
+    #[serde(default = "default_beam")]
+    pub beam_size: usize,
+    /// Whisper encoder window: `full` (30 s, as trained) or `fit` (utterance + 1 s, ≥ 10 s).
+    #[serde(default = "default_window")]
+    pub window: String,
+    /// Start decoding on a short pause; discarded if the caller resumes.
+    #[serde(default = "yes_asr")]
+    pub speculative: bool,
+    /// How long a listen waits for a free recogniser before degrading to keypad (ms).
+    #[serde(default = "default_asr_wait")]
+    pub max_wait_ms: u64,
+}
+
+fn default_beam() -> usize {
+    5
+}
+fn default_window() -> String {
+    "full".into()
+}
+fn yes_asr() -> bool {
+    true
+}
+fn default_asr_wait() -> u64 {
+    500
 }
 
 impl Default for AsrConfig {
@@ -131,6 +156,10 @@ impl Default for AsrConfig {
             whisper_model: default_whisper_model(),
             vosk_model: default_vosk_model(),
             workers: 0,
+            beam_size: default_beam(),
+            window: default_window(),
+            speculative: true,
+            max_wait_ms: default_asr_wait(),
         }
     }
 }

@@ -156,9 +156,22 @@ fn check_whisper_model(dir: &Path, need: Need) -> Check {
         );
     }
     match sha256_file(&dir.join("model.bin")) {
-        Ok(sum) if sum == WHISPER_SHA256 => {
-            Check::pass(name, need, format!("{} (sha256 ok)", dir.display()))
-        }
+        Ok(sum) if sum == WHISPER_SHA256 => match load_whisper(dir) {
+            Ok(detail) => Check::pass(
+                name,
+                need,
+                format!("{} (sha256 ok, {detail})", dir.display()),
+            ),
+            Err(e) => Check::fail(
+                name,
+                need,
+                format!(
+                    "{} passes its checksum but does not load: {e}",
+                    dir.display()
+                ),
+                format!("delete {} and {SETUP}", dir.display()),
+            ),
+        },
         Ok(sum) => Check::fail(
             name,
             need,
@@ -170,6 +183,24 @@ fn check_whisper_model(dir: &Path, need: Need) -> Check {
         ),
         Err(e) => Check::fail(name, need, format!("cannot read model.bin: {e}"), SETUP),
     }
+}
+
+/// Loads the model for real (about a second; a broken or mismatched model shows here).
+#[cfg(feature = "whisper")]
+fn load_whisper(dir: &Path) -> Result<String, String> {
+    use crate::asr::whisper::{WhisperConfig, WhisperModel};
+    let started = std::time::Instant::now();
+    let cfg = WhisperConfig {
+        threads: 1,
+        ..WhisperConfig::new(dir)
+    };
+    WhisperModel::load(&cfg).map_err(|e| e.to_string())?;
+    Ok(format!("loads in {} ms", started.elapsed().as_millis()))
+}
+
+#[cfg(not(feature = "whisper"))]
+fn load_whisper(_dir: &Path) -> Result<String, String> {
+    Ok("not loaded: built without the `whisper` feature".into())
 }
 
 fn check_vosk_model(dir: &Path, need: Need) -> Check {

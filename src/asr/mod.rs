@@ -23,6 +23,7 @@ pub mod mel;
 pub mod pool;
 pub mod text;
 pub mod transcribe;
+pub mod voice;
 #[cfg(feature = "vosk")]
 pub mod vosk;
 #[cfg(feature = "whisper")]
@@ -168,4 +169,62 @@ pub const MAX_UTTERANCE: Duration = Duration::from_secs(30);
 /// Converts 16-bit PCM to −1..1 floats.
 pub fn pcm_to_f32(pcm: &[i16]) -> Vec<f32> {
     pcm.iter().map(|s| *s as f32 / 32768.0).collect()
+}
+
+/// Decoding options the config asks for.
+#[cfg(feature = "whisper")]
+pub fn whisper_options(cfg: &crate::config::AsrConfig) -> Result<whisper::DecodeOptions, AsrError> {
+    use whisper::{DecodeOptions, Window};
+    let window = match cfg.window.as_str() {
+        "full" => Window::Full,
+        "fit" => Window::FIT,
+        other => {
+            return Err(AsrError::Backend(format!(
+                "asr.window `{other}`: use full or fit"
+            )))
+        }
+    };
+    Ok(DecodeOptions {
+        beam_size: cfg.beam_size.max(1),
+        window,
+        speculative: cfg.speculative,
+        ..DecodeOptions::default()
+    })
+}
+
+/// The recogniser the config names, loaded once, on a pool of `asr.workers` threads (one
+/// per core by default); `Ok(None)` for backend `none` (keypad-only flows). A missing or
+/// broken model is an error the server reports before running keypad-only with a warning.
+pub fn load_engine(
+    cfg: &crate::config::AsrConfig,
+) -> Result<Option<std::sync::Arc<dyn Engine>>, AsrError> {
+    use crate::config::AsrBackend;
+    let cores = num_cpus::get().max(1);
+    let workers = if cfg.workers == 0 { cores } else { cfg.workers };
+    match cfg.backend {
+        AsrBackend::None => Ok(None),
+        #[cfg(feature = "whisper")]
+        AsrBackend::Whisper => {
+            let wcfg = whisper::WhisperConfig {
+                replicas: workers,
+                threads: (cores / workers).max(1),
+                ..whisper::WhisperConfig::new(&cfg.whisper_model)
+            };
+            let model = std::sync::Arc::new(whisper::WhisperModel::load(&wcfg)?);
+            let pool = AsrPool::new(workers, Duration::from_millis(cfg.max_wait_ms));
+            Ok(Some(std::sync::Arc::new(whisper::WhisperEngine {
+                model,
+                pool,
+                options: whisper_options(cfg)?,
+            })))
+        }
+        #[cfg(not(feature = "whisper"))]
+        AsrBackend::Whisper => Err(AsrError::NotBuilt("whisper")),
+        #[cfg(feature = "vosk")]
+        AsrBackend::Vosk => Ok(Some(std::sync::Arc::new(vosk::VoskEngine::load(
+            &cfg.vosk_model,
+        )?))),
+        #[cfg(not(feature = "vosk"))]
+        AsrBackend::Vosk => Err(AsrError::NotBuilt("vosk")),
+    }
 }

@@ -74,6 +74,12 @@ pub enum Window {
 }
 
 impl Window {
+    /// The shipped short window: the utterance plus 1 s of padding, at least 10 s.
+    pub const FIT: Window = Window::Fit {
+        margin: 100,
+        min: 1000,
+    };
+
     fn frames(self, samples: usize) -> usize {
         match self {
             Window::Full => FULL_WINDOW,
