@@ -3,6 +3,9 @@
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=VOICENAV_VENDOR");
+    // Every test binary links CTranslate2 statically; with its debug info each is ~400 MB.
+    // Strip debug sections at link time (our package only, so no dependency rebuilds).
+    println!("cargo:rustc-link-arg=-Wl,--strip-debug");
     if std::env::var_os("CARGO_FEATURE_VOSK").is_none() {
         return;
     }
