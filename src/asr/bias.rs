@@ -72,6 +72,21 @@ impl Bias {
         Ok(Bias::phrases(parse_grammar(&text)))
     }
 
+    /// The bias of a listen node's `grammar: NAME` (`<grammars>/NAME.txt`); `open` or a
+    /// node without a grammar file keeps the recogniser open (Vosk without a grammar,
+    /// Whisper with the base prompt), biased by the file when there is one.
+    pub fn for_node(grammars: &Path, name: Option<&str>) -> std::io::Result<Bias> {
+        let Some(name) = name else { return Ok(Bias::open()) };
+        let file = grammars.join(format!("{name}.txt"));
+        if !file.is_file() {
+            return Ok(Bias::open());
+        }
+        let mut b = Bias::load(&file)?;
+        // `open` listens re-rank on its keywords but never restrict Vosk to them.
+        b.grammar = name != "open";
+        Ok(b)
+    }
+
     /// The Whisper prompt text, if any.
     pub fn whisper_prompt(&self) -> Option<String> {
         if !self.use_prompt {
@@ -239,6 +254,17 @@ mod tests {
         let out = bias.rerank(vec![h("我的车被撞了", 0.7), h("我的车被装了", 0.3)]);
         assert_eq!(out[0].text, "我的车被撞了");
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn shipped_grammar_files_load_and_open_stays_open() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("grammars");
+        let yn = Bias::for_node(&dir, Some("yes_no")).expect("yes_no.txt");
+        assert!(yn.grammar && yn.phrases.iter().any(|p| p == "不是"));
+        let open = Bias::for_node(&dir, Some("open")).expect("open.txt");
+        assert!(!open.grammar && open.phrases.iter().any(|p| p == "信用卡"));
+        assert_eq!(Bias::for_node(&dir, Some("no_such_grammar")).expect("missing"), Bias::open());
+        assert_eq!(Bias::for_node(&dir, None).expect("none"), Bias::open());
     }
 
     #[test]
