@@ -486,6 +486,63 @@ fn keyword_phrases() -> Vec<String> {
     .collect()
 }
 
+/// Non-speech a line carries, with the guards off and on: what Whisper makes of it.
+fn guards_section(model: &WhisperModel) {
+    println!("\n### Non-speech input, guards off → on (8 kHz G.711, 3 s each)\n");
+    println!("| input | guards off | guards on |");
+    println!("|---|---|---|");
+    let sr = 8000.0f32;
+    let n = 24_000usize;
+    let mut seed = 12345u32;
+    let mut noise = || {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        (seed >> 16) as f32 / 32768.0 - 1.0
+    };
+    let tone = |f: &[f32], amp: f32| -> Vec<i16> {
+        (0..n)
+            .map(|i| {
+                let t = i as f32 / sr;
+                (f.iter().map(|hz| (2.0 * std::f32::consts::PI * hz * t).sin()).sum::<f32>() * amp * 32767.0) as i16
+            })
+            .collect()
+    };
+    let hiss: Vec<i16> = (0..n).map(|_| (noise() * 0.003 * 32767.0) as i16).collect();
+    let white: Vec<i16> = (0..n).map(|_| (noise() * 0.1 * 32767.0) as i16).collect();
+    let dtmf = tone(&[697.0, 1209.0], 0.2);
+    let dial = tone(&[350.0, 440.0], 0.2);
+    // "music on hold": a I–IV–V–I arpeggio of sine notes, 250 ms each
+    let notes = [261.6, 329.6, 392.0, 349.2, 440.0, 523.3, 392.0, 493.9, 587.3, 261.6, 329.6, 392.0];
+    let music: Vec<i16> = (0..n)
+        .map(|i| {
+            let hz = notes[(i / 2000) % notes.len()];
+            let t = i as f32 / sr;
+            ((2.0 * std::f32::consts::PI * hz * t).sin() * 0.2 * 32767.0) as i16
+        })
+        .collect();
+    let inputs: Vec<(&str, Vec<i16>)> = vec![
+        ("digital silence", vec![0; n]),
+        ("line hiss (−50 dBFS)", hiss),
+        ("white noise (−20 dBFS)", white),
+        ("DTMF 1 (697+1209 Hz)", dtmf),
+        ("dial tone (350+440 Hz)", dial),
+        ("music on hold (sine arpeggio)", music),
+    ];
+    for (name, pcm) in inputs {
+        let line = g711::ulaw_decode(&g711::ulaw_encode(&pcm));
+        let wide = to_f32(&resample::to_rate(&line, 8000, 16_000).expect("up"));
+        let show = |t: Transcript| {
+            if t.text().is_empty() {
+                format!("— ({})", t.reason.map(|r| format!("{r:?}")).unwrap_or_default())
+            } else {
+                format!("“{}”", t.text())
+            }
+        };
+        let off = model.recognize(&wide, &Bias { use_prompt: true, ..Bias::open() }, &opts(Window::Full, 5, Guards::none())).unwrap_or_default();
+        let on = model.recognize(&wide, &Bias::open(), &DecodeOptions::default()).unwrap_or_default();
+        println!("| {name} | {} | {} |", show(off), show(on));
+    }
+}
+
 fn tts_section() {
     use voicenav::tts::{EspeakNg, PromptCache, PromptSource, Voice};
     println!("\n### Prompt rendering (espeak-ng → 8 kHz → G.711 frames)\n");
@@ -550,6 +607,9 @@ fn main() {
     let clips = zh_clips(&clips_dir);
     if all || what == "cer" {
         cer_section(&model, &clips);
+    }
+    if all || what == "guards" {
+        guards_section(&model);
     }
     if all || what == "latency" {
         latency_section(Arc::clone(&model), &clips);

@@ -228,3 +228,15 @@ pub fn load_engine(
         AsrBackend::Vosk => Err(AsrError::NotBuilt("vosk")),
     }
 }
+
+/// [`load_engine`] for the server: a missing or broken model is logged as a warning with
+/// the fix, and the server runs keypad-only flows (`None`).
+pub fn load_engine_or_keypad(cfg: &crate::config::AsrConfig) -> Option<std::sync::Arc<dyn Engine>> {
+    match load_engine(cfg) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(error = %e, "speech recognition unavailable: serving keypad-only flows (`voicenav doctor` says how to fix it)");
+            None
+        }
+    }
+}
