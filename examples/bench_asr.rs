@@ -502,7 +502,11 @@ fn guards_section(model: &WhisperModel) {
         (0..n)
             .map(|i| {
                 let t = i as f32 / sr;
-                (f.iter().map(|hz| (2.0 * std::f32::consts::PI * hz * t).sin()).sum::<f32>() * amp * 32767.0) as i16
+                (f.iter()
+                    .map(|hz| (2.0 * std::f32::consts::PI * hz * t).sin())
+                    .sum::<f32>()
+                    * amp
+                    * 32767.0) as i16
             })
             .collect()
     };
@@ -511,7 +515,9 @@ fn guards_section(model: &WhisperModel) {
     let dtmf = tone(&[697.0, 1209.0], 0.2);
     let dial = tone(&[350.0, 440.0], 0.2);
     // "music on hold": a I–IV–V–I arpeggio of sine notes, 250 ms each
-    let notes = [261.6, 329.6, 392.0, 349.2, 440.0, 523.3, 392.0, 493.9, 587.3, 261.6, 329.6, 392.0];
+    let notes = [
+        261.6, 329.6, 392.0, 349.2, 440.0, 523.3, 392.0, 493.9, 587.3, 261.6, 329.6, 392.0,
+    ];
     let music: Vec<i16> = (0..n)
         .map(|i| {
             let hz = notes[(i / 2000) % notes.len()];
@@ -532,13 +538,27 @@ fn guards_section(model: &WhisperModel) {
         let wide = to_f32(&resample::to_rate(&line, 8000, 16_000).expect("up"));
         let show = |t: Transcript| {
             if t.text().is_empty() {
-                format!("— ({})", t.reason.map(|r| format!("{r:?}")).unwrap_or_default())
+                format!(
+                    "— ({})",
+                    t.reason.map(|r| format!("{r:?}")).unwrap_or_default()
+                )
             } else {
                 format!("“{}”", t.text())
             }
         };
-        let off = model.recognize(&wide, &Bias { use_prompt: true, ..Bias::open() }, &opts(Window::Full, 5, Guards::none())).unwrap_or_default();
-        let on = model.recognize(&wide, &Bias::open(), &DecodeOptions::default()).unwrap_or_default();
+        let off = model
+            .recognize(
+                &wide,
+                &Bias {
+                    use_prompt: true,
+                    ..Bias::open()
+                },
+                &opts(Window::Full, 5, Guards::none()),
+            )
+            .unwrap_or_default();
+        let on = model
+            .recognize(&wide, &Bias::open(), &DecodeOptions::default())
+            .unwrap_or_default();
         println!("| {name} | {} | {} |", show(off), show(on));
     }
 }

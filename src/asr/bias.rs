@@ -76,7 +76,9 @@ impl Bias {
     /// node without a grammar file keeps the recogniser open (Vosk without a grammar,
     /// Whisper with the base prompt), biased by the file when there is one.
     pub fn for_node(grammars: &Path, name: Option<&str>) -> std::io::Result<Bias> {
-        let Some(name) = name else { return Ok(Bias::open()) };
+        let Some(name) = name else {
+            return Ok(Bias::open());
+        };
         let file = grammars.join(format!("{name}.txt"));
         if !file.is_file() {
             return Ok(Bias::open());
@@ -263,7 +265,10 @@ mod tests {
         assert!(yn.grammar && yn.phrases.iter().any(|p| p == "不是"));
         let open = Bias::for_node(&dir, Some("open")).expect("open.txt");
         assert!(!open.grammar && open.phrases.iter().any(|p| p == "信用卡"));
-        assert_eq!(Bias::for_node(&dir, Some("no_such_grammar")).expect("missing"), Bias::open());
+        assert_eq!(
+            Bias::for_node(&dir, Some("no_such_grammar")).expect("missing"),
+            Bias::open()
+        );
         assert_eq!(Bias::for_node(&dir, None).expect("none"), Bias::open());
     }
 
