@@ -20,6 +20,8 @@ pub enum DigitSource {
     Rfc4733,
     InBand,
     SipInfo,
+    /// Given by hand for an offline replay (`voicenav replay … --dtmf 3.2:1`).
+    Scripted,
 }
 
 /// A key press, once.
@@ -41,7 +43,7 @@ fn idx(s: DigitSource) -> usize {
     match s {
         DigitSource::Rfc4733 => 0,
         DigitSource::InBand => 1,
-        DigitSource::SipInfo => 2,
+        DigitSource::SipInfo | DigitSource::Scripted => 2,
     }
 }
 

@@ -105,6 +105,15 @@ impl Law {
     }
 }
 
+impl From<crate::sdp::Codec> for Law {
+    fn from(c: crate::sdp::Codec) -> Law {
+        match c {
+            crate::sdp::Codec::Pcmu => Law::Ulaw,
+            crate::sdp::Codec::Pcma => Law::Alaw,
+        }
+    }
+}
+
 /// µ-law encoding of one 16-bit sample (G.191 `ulaw_compress`).
 #[inline]
 pub fn ulaw_encode_sample(x: i16) -> u8 {

@@ -51,6 +51,9 @@ pub struct PipelineConfig {
     /// Run the outgoing 20 ms clock (player → RTP). Off for receive-only use (replay of a
     /// recorded call, benchmarks of the receive path).
     pub send: bool,
+    /// Report [`MediaEvent::RtpInactive`] when no RTP arrived for this long (the caller's
+    /// side is gone without a BYE). `None`: never.
+    pub rtp_timeout: Option<Duration>,
 }
 
 impl PipelineConfig {
@@ -62,7 +65,20 @@ impl PipelineConfig {
             inband_dtmf: true,
             record: false,
             send: true,
+            rtp_timeout: Some(Duration::from_secs(30)),
         }
+    }
+
+    /// For a call whose SDP answer chose `answer.codec` (and telephone-event payload type
+    /// `answer.dtmf_pt`), with the jitter-buffer depth of `config.rtp`.
+    pub fn for_answer(
+        answer: &crate::sdp::Answer,
+        rtp: &crate::config::RtpConfig,
+    ) -> PipelineConfig {
+        let mut c = PipelineConfig::new(Law::from(answer.codec));
+        c.session.event_pt = answer.dtmf_pt;
+        c.session.jitter = crate::rtp::jitter::JitterConfig::with_depth_ms(rtp.jitter_ms);
+        c
     }
 }
 
@@ -91,6 +107,8 @@ pub enum MediaEvent {
         report: PlayReport,
         barge_in: Option<BargeInCause>,
     },
+    /// No RTP for [`PipelineConfig::rtp_timeout`] (reported once per silence).
+    RtpInactive { since: Instant },
 }
 
 /// A datagram to send.
@@ -117,6 +135,8 @@ pub struct Pipeline {
     left: VecDeque<Vec<i16>>,
     recorded: VecDeque<(Vec<i16>, Vec<i16>)>,
     last_now: Instant,
+    origin: Instant,
+    inactive_reported: bool,
     frames_in: u64,
     frames_out: u64,
 }
@@ -141,6 +161,8 @@ impl Pipeline {
             left: VecDeque::new(),
             recorded: VecDeque::new(),
             last_now: origin,
+            origin,
+            inactive_reported: false,
             frames_in: 0,
             frames_out: 0,
         }
@@ -170,6 +192,9 @@ impl Pipeline {
     ) -> Result<(), PacketError> {
         let now = self.clock(now);
         let r = self.session.handle_datagram(now, from, buf)?;
+        if matches!(r, Received::Audio | Received::Event) {
+            self.inactive_reported = false;
+        }
         if r == Received::Event {
             while let Some(d) = self.session.poll_digit() {
                 self.digit(now, d.digit, DigitSource::Rfc4733);
@@ -182,6 +207,12 @@ impl Pipeline {
     pub fn handle_sip_info_digit(&mut self, now: Instant, digit: Digit) {
         let now = self.clock(now);
         self.digit(now, digit, DigitSource::SipInfo);
+    }
+
+    /// A digit given by hand for an offline replay.
+    pub fn handle_scripted_digit(&mut self, now: Instant, digit: Digit) {
+        let now = self.clock(now);
+        self.digit(now, digit, DigitSource::Scripted);
     }
 
     /// Queues a prompt.
@@ -232,6 +263,21 @@ impl Pipeline {
                 (None, None) => break,
             }
         }
+        if let Some(deadline) = self.inactivity_deadline() {
+            if now >= deadline {
+                self.inactive_reported = true;
+                let since = self.session.last_received().unwrap_or(self.origin);
+                self.events.push_back(MediaEvent::RtpInactive { since });
+            }
+        }
+    }
+
+    fn inactivity_deadline(&self) -> Option<Instant> {
+        let timeout = self.config.rtp_timeout?;
+        if self.inactive_reported {
+            return None;
+        }
+        Some(self.session.last_received().unwrap_or(self.origin) + timeout)
     }
 
     /// The earliest time something is due.
@@ -241,7 +287,8 @@ impl Pipeline {
         } else {
             self.last_now + Duration::from_secs(3600)
         };
-        self.session.poll_timeout().map_or(out, |i| i.min(out))
+        let t = self.session.poll_timeout().map_or(out, |i| i.min(out));
+        self.inactivity_deadline().map_or(t, |d| d.min(t))
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -494,6 +541,32 @@ mod tests {
             detected >= Duration::from_millis(1060) && detected <= Duration::from_millis(1400),
             "{detected:?}"
         );
+    }
+
+    #[test]
+    fn rtp_inactivity_is_reported_once_per_silence() {
+        let t0 = Instant::now();
+        let mut cfg = PipelineConfig::new(Law::Ulaw);
+        cfg.rtp_timeout = Some(Duration::from_secs(2));
+        let mut p = Pipeline::new(cfg, Some(addr()), t0);
+        let pkts = packets(&[0i16; 1600], Law::Ulaw);
+        for (k, pkt) in pkts.iter().enumerate() {
+            let now = t0 + FRAME * k as u32;
+            p.handle_datagram(now, addr(), pkt).unwrap();
+            p.handle_timeout(now);
+        }
+        let last = t0 + FRAME * 9;
+        let count = |p: &mut Pipeline| {
+            std::iter::from_fn(|| p.poll_event())
+                .filter(|e| matches!(e, MediaEvent::RtpInactive { .. }))
+                .count()
+        };
+        p.handle_timeout(last + Duration::from_millis(1990));
+        assert_eq!(count(&mut p), 0);
+        assert!(p.poll_timeout() <= last + Duration::from_secs(2));
+        p.handle_timeout(last + Duration::from_secs(2));
+        p.handle_timeout(last + Duration::from_secs(5));
+        assert_eq!(count(&mut p), 1);
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //!   the jitter buffer, G.711 decoding, RFC 4733 and concealment run as live: gaps in the
 //!   capture stay gaps. The stream chosen is the one with the given SSRC, or else the first
 //!   one carrying G.711 (PT 0/8); its RFC 4733 packets (same SSRC) come along.
+//! - [`run_offline`]: drives a receive-only pipeline with either input on a fake clock,
+//!   faster than real time, and returns the media events with their offsets — what
+//!   `voicenav replay CALL.wav|CALL.pcap [--dtmf 3.2:1,…]` needs.
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
@@ -19,8 +22,10 @@ use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use pcap_file::pcapng::Block;
 use pcap_file::DataLink;
 
+use super::pipeline::{MediaEvent, Pipeline, PipelineConfig};
 use super::wav::{self, WavError};
 use super::FRAME_SAMPLES;
+use crate::rtp::event::Digit;
 use crate::rtp::packet::{RtpPacket, Ssrc};
 
 /// A 20 ms frame of a WAV source.
@@ -167,6 +172,89 @@ fn select_stream(
     (!out.is_empty()).then_some(out)
 }
 
+/// Recorded input for [`run_offline`].
+#[derive(Debug, Clone)]
+pub enum OfflineInput {
+    /// Decoded 8 kHz frames (a WAV).
+    Frames(Vec<TimedFrame>),
+    /// The caller's RTP datagrams (a capture).
+    Datagrams(Vec<TimedDatagram>),
+}
+
+/// A media event of an offline run, with its time since the start of the recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedEvent {
+    pub offset: Duration,
+    pub event: MediaEvent,
+}
+
+/// Runs a recorded call through a receive-only [`Pipeline`] (jitter buffer, decoding,
+/// DTMF, VAD — the network path) on a fake clock; `digits` are keys given by hand at their
+/// offsets. The utterance still open at the end is closed. Never sleeps.
+pub fn run_offline(
+    mut config: PipelineConfig,
+    input: &OfflineInput,
+    digits: &[(Duration, Digit)],
+) -> Vec<TimedEvent> {
+    config.send = false;
+    config.record = false;
+    config.rtp_timeout = None;
+    let t0 = std::time::Instant::now();
+    let mut p = Pipeline::new(config, None, t0);
+    let mut out = Vec::new();
+    let mut digits: Vec<(Duration, Digit)> = digits.to_vec();
+    digits.sort_by_key(|d| d.0);
+    let last_digit = digits.last().map_or(Duration::ZERO, |d| d.0);
+    let mut digits = digits.into_iter().peekable();
+    let drain = |p: &mut Pipeline, out: &mut Vec<TimedEvent>| {
+        while let Some(event) = p.poll_event() {
+            let at = match &event {
+                MediaEvent::SpeechStart { at } | MediaEvent::SpeechEnd { at, .. } => *at,
+                MediaEvent::Dtmf(d) => d.at,
+                MediaEvent::PromptEnded { report, .. } => report.ended_at,
+                MediaEvent::RtpInactive { since } => *since,
+            };
+            out.push(TimedEvent {
+                offset: at.saturating_duration_since(t0),
+                event,
+            });
+        }
+    };
+    let mut step = |p: &mut Pipeline, out: &mut Vec<TimedEvent>, offset: Duration| {
+        while let Some((at, d)) = digits.next_if(|(at, _)| *at <= offset) {
+            p.handle_timeout(t0 + at);
+            p.handle_scripted_digit(t0 + at, d);
+        }
+        p.handle_timeout(t0 + offset);
+        drain(p, out);
+    };
+    let end = match input {
+        OfflineInput::Frames(frames) => {
+            for f in frames {
+                step(&mut p, &mut out, f.offset);
+                p.handle_audio(t0 + f.offset, &f.pcm);
+            }
+            frames
+                .last()
+                .map_or(Duration::ZERO, |f| f.offset + Duration::from_millis(20))
+        }
+        OfflineInput::Datagrams(dgrams) => {
+            for d in dgrams {
+                step(&mut p, &mut out, d.offset);
+                let _ = p.handle_datagram(t0 + d.offset, d.from, &d.data);
+            }
+            // Let the jitter buffer play out what it holds.
+            dgrams
+                .last()
+                .map_or(Duration::ZERO, |d| d.offset + Duration::from_millis(500))
+        }
+    };
+    step(&mut p, &mut out, end.max(last_digit));
+    p.finish(t0 + end);
+    drain(&mut p, &mut out);
+    out
+}
+
 /// Reads a whole capture from any reader (for tests and stdin).
 pub fn read_all<R: Read>(mut r: R) -> std::io::Result<Vec<u8>> {
     let mut v = Vec::new();
@@ -271,6 +359,116 @@ mod tests {
             pcap_rtp(&empty, None),
             Err(PcapError::NoStream { .. })
         ));
+    }
+
+    #[test]
+    fn offline_wav_and_pcap_runs_give_speech_and_digits() {
+        let Some(dir) = crate::media::testdata::speech_dir() else {
+            eprintln!("SKIP: shared Mandarin clips not found");
+            return;
+        };
+        // WAV: a real clip with a second of silence either side, plus a scripted key.
+        let clip = wav::read_mono(dir.join("wenet_nst_ID002.wav"), 8000).unwrap();
+        let mut pcm = vec![0i16; 8000];
+        pcm.extend_from_slice(&clip);
+        pcm.extend(vec![0i16; 8000]);
+        let cfg = PipelineConfig::new(Law::Alaw);
+        let key = (Duration::from_millis(500), Digit::from_char('9').unwrap());
+        let ev = run_offline(cfg, &OfflineInput::Frames(frames(&pcm)), &[key]);
+        let kinds: Vec<&str> = ev
+            .iter()
+            .map(|e| match e.event {
+                MediaEvent::SpeechStart { .. } => "start",
+                MediaEvent::SpeechEnd { .. } => "end",
+                MediaEvent::Dtmf(_) => "key",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["key", "start", "end"]);
+        assert_eq!(ev[0].offset, Duration::from_millis(500));
+        assert!(
+            ev[1].offset >= Duration::from_millis(1000)
+                && ev[1].offset < Duration::from_millis(1600),
+            "{:?}",
+            ev[1].offset
+        );
+
+        // pcap-like datagrams: the same audio as RTP with one lost packet and an RFC 4733 key.
+        let mut dgrams = Vec::new();
+        let from: SocketAddr = "10.0.0.1:30000".parse().unwrap();
+        let mut seq = 0u16;
+        for (i, f) in pcm.chunks(160).enumerate() {
+            if i == 30 {
+                for e in crate::rtp::event::press_packets(Digit::from_char('3').unwrap(), 100, 10) {
+                    let h = RtpHeader {
+                        payload_type: 101,
+                        marker: e.marker,
+                        seq,
+                        timestamp: 160 * 30,
+                        ssrc: Ssrc(3),
+                    };
+                    dgrams.push(TimedDatagram {
+                        offset: Duration::from_millis(20 * i as u64),
+                        from,
+                        data: h.emit(&e.payload.emit()).unwrap(),
+                    });
+                    seq = seq.wrapping_add(1);
+                }
+            }
+            let h = RtpHeader {
+                payload_type: 8,
+                marker: i == 0,
+                seq,
+                timestamp: 160 * i as u32,
+                ssrc: Ssrc(3),
+            };
+            seq = seq.wrapping_add(1);
+            if i != 60 {
+                let data = h.emit(&Law::Alaw.encode(f)).unwrap();
+                dgrams.push(TimedDatagram {
+                    offset: Duration::from_millis(20 * i as u64),
+                    from,
+                    data,
+                });
+            }
+        }
+        let ev = run_offline(
+            PipelineConfig::new(Law::Alaw),
+            &OfflineInput::Datagrams(dgrams),
+            &[],
+        );
+        let keys: Vec<char> = ev
+            .iter()
+            .filter_map(|e| {
+                if let MediaEvent::Dtmf(d) = &e.event {
+                    Some(d.digit.as_char())
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(keys, ['3']);
+        assert_eq!(
+            ev.iter()
+                .filter(|e| matches!(e.event, MediaEvent::SpeechStart { .. }))
+                .count(),
+            1
+        );
+        let utt = ev
+            .iter()
+            .find_map(|e| {
+                if let MediaEvent::SpeechEnd { pcm, .. } = &e.event {
+                    Some(pcm.len())
+                } else {
+                    None
+                }
+            })
+            .unwrap();
+        assert!(
+            utt >= clip.len() / 2,
+            "utterance of {utt} samples from a clip of {}",
+            clip.len()
+        );
     }
 
     #[test]
