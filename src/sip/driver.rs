@@ -7,7 +7,7 @@
 //! kernel's socket buffers, which drop), TCP frames over 64 KiB close the connection, and
 //! the endpoint caps calls and transactions.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -62,7 +62,24 @@ impl SipHandle {
 pub async fn spawn(
     udp: &[SocketAddr],
     tcp: &[SocketAddr],
+    cfg: EndpointConfig,
+) -> io::Result<(SipHandle, mpsc::Receiver<CallEvent>, JoinHandle<()>)> {
+    spawn_with(udp, tcp, cfg, None).await
+}
+
+/// A call handler that runs inside the driver task: it sees every event at once and
+/// queues commands, each due at an instant (no channel hop, no task switch). With one,
+/// the event receiver of [`spawn_with`] gets nothing.
+pub trait InlineHandler: Send + 'static {
+    fn handle_event(&mut self, now: Instant, event: &CallEvent, commands: &mut Vec<(Instant, CallCommand)>);
+}
+
+/// [`spawn`], optionally with an [`InlineHandler`] instead of the event channel.
+pub async fn spawn_with(
+    udp: &[SocketAddr],
+    tcp: &[SocketAddr],
     mut cfg: EndpointConfig,
+    handler: Option<Box<dyn InlineHandler>>,
 ) -> io::Result<(SipHandle, mpsc::Receiver<CallEvent>, JoinHandle<()>)> {
     let (in_tx, in_rx) = mpsc::channel::<Inbound>(CHANNEL);
     let mut udp_sockets = Vec::new();
@@ -96,7 +113,9 @@ pub async fn spawn(
     } else {
         cfg.tcp_port = cfg.udp_port;
     }
-    for s in &udp_sockets {
+    // The first UDP socket is read by the driver loop itself (no channel hop); others by
+    // reader tasks.
+    for s in udp_sockets.iter().skip(1) {
         tokio::spawn(udp_reader(s.clone(), in_tx.clone()));
     }
     for l in tcp_listeners {
@@ -106,23 +125,38 @@ pub async fn spawn(
     let (ev_tx, ev_rx) = mpsc::channel(CHANNEL);
     let (stop_tx, stop_rx) = mpsc::channel(1);
     let endpoint = Endpoint::new(Instant::now(), cfg);
-    let task = tokio::spawn(run(endpoint, udp_sockets, in_tx, in_rx, cmd_rx, ev_tx, stop_rx));
+    let channels = Channels { in_tx, inbound: in_rx, commands: cmd_rx, events: ev_tx, stop: stop_rx };
+    let task = tokio::spawn(run(endpoint, udp_sockets, channels, handler));
     Ok((SipHandle { commands: cmd_tx, stop: stop_tx, udp: udp_addrs, tcp: tcp_addrs }, ev_rx, task))
 }
 
-async fn run(
-    mut ep: Endpoint,
-    udp: Vec<Arc<UdpSocket>>,
+/// The driver task's channel ends.
+struct Channels {
     in_tx: mpsc::Sender<Inbound>,
-    mut inbound: mpsc::Receiver<Inbound>,
-    mut commands: mpsc::Receiver<CallCommand>,
+    inbound: mpsc::Receiver<Inbound>,
+    commands: mpsc::Receiver<CallCommand>,
     events: mpsc::Sender<CallEvent>,
-    mut stop: mpsc::Receiver<()>,
-) {
+    stop: mpsc::Receiver<()>,
+}
+
+async fn run(mut ep: Endpoint, udp: Vec<Arc<UdpSocket>>, ch: Channels, mut handler: Option<Box<dyn InlineHandler>>) {
+    let Channels { in_tx, mut inbound, mut commands, events, mut stop } = ch;
+    // Commands an inline handler queued for later, in due order.
+    let mut pending: VecDeque<(Instant, CallCommand)> = VecDeque::new();
+    let mut queued: Vec<(Instant, CallCommand)> = Vec::new();
     let mut tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let family = |v4: bool| udp.iter().find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == v4)).cloned();
+    let (udp_v4, udp_v6) =
+        (family(true).or_else(|| udp.first().cloned()), family(false).or_else(|| udp.first().cloned()));
+    let primary = udp.first().cloned();
+    let mut buf = vec![0u8; MAX_MESSAGE];
     ep.handle_timeout(Instant::now());
     loop {
-        let deadline = ep.poll_timeout().map(tokio::time::Instant::from_std);
+        let deadline = match (ep.poll_timeout(), pending.front().map(|(t, _)| *t)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+        .map(tokio::time::Instant::from_std);
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
@@ -130,6 +164,24 @@ async fn run(
             }
         };
         tokio::select! {
+            _ = readable(primary.as_deref()) => {
+                // Take what is queued (bounded batch), one endpoint input per datagram.
+                if let Some(sock) = &primary {
+                    for _ in 0..64 {
+                        match sock.try_recv_from(&mut buf) {
+                            Ok((n, from)) => {
+                                let peer = Peer { transport: Transport::Udp, addr: from };
+                                ep.handle_input(Instant::now(), peer, &buf[..n]);
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) => {
+                                tracing::debug!(error = %e, "udp recv");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
             msg = inbound.recv() => match msg {
                 Some(Inbound::Message(peer, bytes)) => ep.handle_input(Instant::now(), peer, &bytes),
                 Some(Inbound::Connected(addr, writer)) => { tcp.insert(addr, writer); }
@@ -137,46 +189,91 @@ async fn run(
                 None => break,
             },
             cmd = commands.recv() => match cmd {
-                Some(cmd) => ep.handle_command(Instant::now(), cmd),
+                Some(cmd) => {
+                    ep.handle_command(Instant::now(), cmd);
+                    for _ in 0..64 {
+                        let Ok(cmd) = commands.try_recv() else { break };
+                        ep.handle_command(Instant::now(), cmd);
+                    }
+                }
                 None => break,
             },
             _ = sleep => ep.handle_timeout(Instant::now()),
             _ = stop.recv() => break,
         }
-        while let Some(t) = ep.poll_transmit() {
-            match t.peer.transport {
-                Transport::Udp => {
-                    let sock = udp
-                        .iter()
-                        .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == t.peer.addr.is_ipv4()))
-                        .or_else(|| udp.first());
-                    if let Some(sock) = sock {
-                        if let Err(e) = sock.try_send_to(&t.payload, t.peer.addr) {
-                            if e.kind() == io::ErrorKind::WouldBlock {
-                                let _ = sock.send_to(&t.payload, t.peer.addr).await;
-                            } else {
-                                tracing::debug!(peer = %t.peer.addr, error = %e, "udp send failed");
+        // Drain until quiet: due commands, transmits, events (an inline handler's commands
+        // produce more of both).
+        loop {
+            let now = Instant::now();
+            while pending.front().is_some_and(|(t, _)| *t <= now) {
+                if let Some((_, cmd)) = pending.pop_front() {
+                    ep.handle_command(now, cmd);
+                }
+            }
+            let mut progressed = false;
+            while let Some(t) = ep.poll_transmit() {
+                progressed = true;
+                match t.peer.transport {
+                    Transport::Udp => {
+                        let sock = if t.peer.addr.is_ipv4() { &udp_v4 } else { &udp_v6 };
+                        if let Some(sock) = sock {
+                            if let Err(e) = sock.try_send_to(&t.payload, t.peer.addr) {
+                                if e.kind() == io::ErrorKind::WouldBlock {
+                                    let _ = sock.send_to(&t.payload, t.peer.addr).await;
+                                } else {
+                                    tracing::debug!(peer = %t.peer.addr, error = %e, "udp send failed");
+                                }
                             }
                         }
                     }
+                    Transport::Tcp => match tcp.get(&t.peer.addr) {
+                        Some(w) => {
+                            if w.try_send(t.payload).is_err() {
+                                metrics::counter!("voicenav_sip_dropped_total", "reason" => "tcp_backlog").increment(1);
+                            }
+                        }
+                        None => {
+                            tokio::spawn(tcp_connect(t.peer.addr, t.payload, in_tx.clone()));
+                        }
+                    },
                 }
-                Transport::Tcp => match tcp.get(&t.peer.addr) {
-                    Some(w) => {
-                        if w.try_send(t.payload).is_err() {
-                            metrics::counter!("voicenav_sip_dropped_total", "reason" => "tcp_backlog").increment(1);
+            }
+            while let Some(e) = ep.poll_event() {
+                progressed = true;
+                match handler.as_mut() {
+                    Some(h) => {
+                        h.handle_event(now, &e, &mut queued);
+                        for (at, cmd) in queued.drain(..) {
+                            if at <= now {
+                                ep.handle_command(now, cmd);
+                            } else {
+                                let i = pending.partition_point(|(t, _)| *t <= at);
+                                pending.insert(i, (at, cmd));
+                            }
                         }
                     }
                     None => {
-                        tokio::spawn(tcp_connect(t.peer.addr, t.payload, in_tx.clone()));
+                        // A closed receiver (nobody listens) is not an error: keep serving SIP.
+                        let _ = events.send(e).await;
                     }
-                },
+                }
+            }
+            if !progressed {
+                break;
             }
         }
-        while let Some(e) = ep.poll_event() {
-            if events.send(e).await.is_err() {
-                // Nobody listens any more: keep serving SIP, drop events.
+    }
+}
+
+/// Resolves when the socket has a datagram (never without a socket).
+async fn readable(sock: Option<&UdpSocket>) {
+    match sock {
+        Some(s) => {
+            if s.readable().await.is_err() {
+                std::future::pending::<()>().await;
             }
         }
+        None => std::future::pending().await,
     }
 }
 
@@ -410,44 +507,48 @@ impl PortPool {
     }
 }
 
-/// The call handler of `voicenav serve` until the call layer (issue 10) takes over:
-/// answers every admitted call with a reserved RTP port, frees the port when the call is
-/// closed, and logs keypad input and transfers.
-pub async fn default_call_handler(
-    handle: SipHandle,
-    mut events: mpsc::Receiver<CallEvent>,
+/// The call handler of `voicenav serve` until the call layer (issue 10) takes over, run
+/// inline in the driver: rings at once, answers after `answer_delay` with an RTP port
+/// reserved from the configured range (503 when none is free), frees the port when the
+/// call is closed, and logs keypad input and transfers.
+#[derive(Debug)]
+pub struct DefaultHandler {
     address: IpAddr,
-    mut ports: PortPool,
+    ports: PortPool,
     answer_delay: Duration,
-) {
-    let mut calls: HashMap<CallId, u16> = HashMap::new();
-    while let Some(ev) = events.recv().await {
-        match ev {
-            CallEvent::Incoming { call, ani, .. } => match ports.allocate() {
+    calls: HashMap<CallId, u16>,
+}
+
+impl DefaultHandler {
+    pub fn new(address: IpAddr, ports: PortPool, answer_delay: Duration) -> DefaultHandler {
+        DefaultHandler { address, ports, answer_delay, calls: HashMap::new() }
+    }
+}
+
+impl InlineHandler for DefaultHandler {
+    fn handle_event(&mut self, now: Instant, event: &CallEvent, commands: &mut Vec<(Instant, CallCommand)>) {
+        match event {
+            CallEvent::Incoming { call, ani, .. } => match self.ports.allocate() {
                 Some(port) => {
                     tracing::debug!(%call, ani, port, "answering");
-                    calls.insert(call.clone(), port);
-                    let media =
-                        LocalMedia { address, rtp_port: port, session_id: rand::random::<u32>().into(), version: 1 };
-                    handle.command(CallCommand::Ring { call: call.clone() }).await;
-                    if answer_delay.is_zero() {
-                        handle.command(CallCommand::Answer { call, media }).await;
-                    } else {
-                        let h = handle.clone();
-                        tokio::spawn(async move {
-                            tokio::time::sleep(answer_delay).await;
-                            h.command(CallCommand::Answer { call, media }).await;
-                        });
-                    }
+                    self.calls.insert(call.clone(), port);
+                    let media = LocalMedia {
+                        address: self.address,
+                        rtp_port: port,
+                        session_id: rand::random::<u32>().into(),
+                        version: 1,
+                    };
+                    commands.push((now, CallCommand::Ring { call: call.clone() }));
+                    commands.push((now + self.answer_delay, CallCommand::Answer { call: call.clone(), media }));
                 }
                 None => {
                     tracing::warn!(%call, "no free RTP port: 503");
-                    handle.command(CallCommand::Reject { call, code: 503 }).await;
+                    commands.push((now, CallCommand::Reject { call: call.clone(), code: 503 }));
                 }
             },
             CallEvent::Closed { call } => {
-                if let Some(p) = calls.remove(&call) {
-                    ports.release(p);
+                if let Some(p) = self.calls.remove(call) {
+                    self.ports.release(p);
                 }
             }
             CallEvent::Dtmf { call, digit, .. } => tracing::info!(%call, %digit, "keypad"),

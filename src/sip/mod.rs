@@ -49,7 +49,8 @@
 //!   [`transfer::transfer_headers`] from a [`crate::routing::TransferContext`], and the
 //!   target with `Config::queue_uri`.
 //!
-//! `voicenav serve` runs [`driver::default_call_handler`] until the call layer exists: it
+//! `voicenav serve` runs [`driver::DefaultHandler`] inline in the driver (an
+//! [`driver::InlineHandler`]: no channel hop) until the call layer exists: it
 //! answers every admitted INVITE with an RTP port reserved from the configured range.
 
 pub mod admission;
