@@ -110,7 +110,10 @@ impl SessionDescription {
             if line.is_empty() {
                 continue;
             }
-            let bad = || SdpError::BadLine { line: n + 1, text: line.chars().take(60).collect() };
+            let bad = || SdpError::BadLine {
+                line: n + 1,
+                text: line.chars().take(60).collect(),
+            };
             let (kind, value) = line.split_once('=').ok_or_else(bad)?;
             match kind {
                 "m" => {
@@ -171,11 +174,24 @@ impl SessionDescription {
         let payloads = pts
             .into_iter()
             .map(|pt| match rtpmaps.iter().find(|(p, _, _)| *p == pt) {
-                Some((_, name, rate)) => PayloadType { pt, encoding: name.clone(), clock_rate: *rate },
-                None => PayloadType { pt, encoding: static_name(pt).to_string(), clock_rate: 8000 },
+                Some((_, name, rate)) => PayloadType {
+                    pt,
+                    encoding: name.clone(),
+                    clock_rate: *rate,
+                },
+                None => PayloadType {
+                    pt,
+                    encoding: static_name(pt).to_string(),
+                    clock_rate: 8000,
+                },
             })
             .collect();
-        Ok(SessionDescription { connection, audio_port, payloads, direction: dir.unwrap_or(session_dir) })
+        Ok(SessionDescription {
+            connection,
+            audio_port,
+            payloads,
+            direction: dir.unwrap_or(session_dir),
+        })
     }
 
     /// Where the peer wants RTP (None for port 0 or a hold address 0.0.0.0).
@@ -231,10 +247,20 @@ pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<Answer, 
             _ => None,
         })
         .ok_or(SdpError::NoCommonCodec)?;
-    let dtmf_pt = offer.payloads.iter().find(|p| p.encoding == "TELEPHONE-EVENT" && p.clock_rate == 8000).map(|p| p.pt);
+    let dtmf_pt = offer
+        .payloads
+        .iter()
+        .find(|p| p.encoding == "TELEPHONE-EVENT" && p.clock_rate == 8000)
+        .map(|p| p.pt);
     let direction = offer.direction.answer();
     let sdp = write_sdp(local, codec, dtmf_pt, direction);
-    Ok(Answer { sdp, codec, dtmf_pt, remote_rtp: offer.rtp_addr(), direction })
+    Ok(Answer {
+        sdp,
+        codec,
+        dtmf_pt,
+        remote_rtp: offer.rtp_addr(),
+        direction,
+    })
 }
 
 /// Our offer (used for re-INVITEs we send and by the caller simulator).
@@ -250,14 +276,23 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv
 }
 
 fn sdp_head(local: &LocalMedia) -> String {
-    let ipv = if local.address.is_ipv6() { "IP6" } else { "IP4" };
+    let ipv = if local.address.is_ipv6() {
+        "IP6"
+    } else {
+        "IP4"
+    };
     format!(
         "v=0\r\no=voicenav {} {} IN {ipv} {}\r\ns=voicenav\r\nc=IN {ipv} {}\r\nt=0 0\r\n",
         local.session_id, local.version, local.address, local.address
     )
 }
 
-fn write_sdp(local: &LocalMedia, codec: Codec, dtmf_pt: Option<u8>, direction: Direction) -> String {
+fn write_sdp(
+    local: &LocalMedia,
+    codec: Codec,
+    dtmf_pt: Option<u8>,
+    direction: Direction,
+) -> String {
     let mut s = sdp_head(local);
     let pt = codec.payload_type();
     let _ = write!(s, "m=audio {} RTP/AVP {pt}", local.rtp_port);
@@ -266,7 +301,10 @@ fn write_sdp(local: &LocalMedia, codec: Codec, dtmf_pt: Option<u8>, direction: D
     }
     let _ = write!(s, "\r\na=rtpmap:{pt} {}/8000\r\n", codec.name());
     if let Some(d) = dtmf_pt {
-        let _ = write!(s, "a=rtpmap:{d} telephone-event/8000\r\na=fmtp:{d} 0-16\r\n");
+        let _ = write!(
+            s,
+            "a=rtpmap:{d} telephone-event/8000\r\na=fmtp:{d} 0-16\r\n"
+        );
     }
     let _ = write!(s, "a=ptime:20\r\na={}\r\n", direction.attr());
     s
@@ -280,7 +318,12 @@ mod tests {
 t=0 0\r\nm=audio 6000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
 
     fn local() -> LocalMedia {
-        LocalMedia { address: "127.0.0.1".parse().unwrap(), rtp_port: 20000, session_id: 7, version: 1 }
+        LocalMedia {
+            address: "127.0.0.1".parse().unwrap(),
+            rtp_port: 20000,
+            session_id: 7,
+            version: 1,
+        }
     }
 
     #[test]
@@ -290,16 +333,25 @@ t=0 0\r\nm=audio 6000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 te
         assert_eq!(a.codec, Codec::Pcma);
         assert_eq!(a.dtmf_pt, Some(101));
         assert_eq!(a.remote_rtp, Some("127.0.0.1:6000".parse().unwrap()));
-        assert!(a.sdp.contains("m=audio 20000 RTP/AVP 8 101\r\n"), "{}", a.sdp);
+        assert!(
+            a.sdp.contains("m=audio 20000 RTP/AVP 8 101\r\n"),
+            "{}",
+            a.sdp
+        );
         let back = SessionDescription::parse(a.sdp.as_bytes()).unwrap();
         assert_eq!(back.payloads[0].encoding, "PCMA");
     }
 
     #[test]
     fn no_common_codec() {
-        let g729 = OFFER.replace("RTP/AVP 8 0 101", "RTP/AVP 18").replace("a=rtpmap:8 PCMA/8000\r\n", "");
+        let g729 = OFFER
+            .replace("RTP/AVP 8 0 101", "RTP/AVP 18")
+            .replace("a=rtpmap:8 PCMA/8000\r\n", "");
         let offer = SessionDescription::parse(g729.as_bytes()).unwrap();
-        assert_eq!(answer(&offer, &local()).unwrap_err(), SdpError::NoCommonCodec);
+        assert_eq!(
+            answer(&offer, &local()).unwrap_err(),
+            SdpError::NoCommonCodec
+        );
     }
 
     #[test]
@@ -316,7 +368,10 @@ t=0 0\r\nm=audio 6000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 te
     fn bad_sdp_is_an_error_not_a_panic() {
         assert!(SessionDescription::parse(b"garbage").is_err());
         assert!(SessionDescription::parse(&[0xff, 0xfe]).is_err());
-        assert_eq!(SessionDescription::parse(b"v=0\r\n").unwrap_err(), SdpError::NoAudio);
+        assert_eq!(
+            SessionDescription::parse(b"v=0\r\n").unwrap_err(),
+            SdpError::NoAudio
+        );
         assert!(SessionDescription::parse(b"v=0\r\nm=audio x RTP/AVP 0\r\n").is_err());
     }
 }

@@ -36,15 +36,31 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     readiness.flows.store(true, Ordering::Relaxed);
 
     let sip_cfg = sip::driver::endpoint_config(&config);
-    let media_ip: IpAddr = sip_cfg.host.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let media_ip: IpAddr = sip_cfg
+        .host
+        .parse()
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     // Until the call layer (issue 10) exists: answer every admitted call, reserve RTP ports.
     let ports = sip::driver::PortPool::new(config.raw.rtp.port_min, config.raw.rtp.port_max);
     let answer_delay = std::time::Duration::from_millis(config.raw.sip.answer_delay_ms);
-    let handler = Box::new(sip::driver::DefaultHandler::new(media_ip, ports, answer_delay));
-    let (sip_handle, _events, sip_task) =
-        sip::driver::spawn_with(&config.raw.sip.udp, &config.raw.sip.tcp, sip_cfg, Some(handler))
-            .await
-            .with_context(|| format!("binding SIP sockets udp {:?} tcp {:?}", config.raw.sip.udp, config.raw.sip.tcp))?;
+    let handler = Box::new(sip::driver::DefaultHandler::new(
+        media_ip,
+        ports,
+        answer_delay,
+    ));
+    let (sip_handle, _events, sip_task) = sip::driver::spawn_with(
+        &config.raw.sip.udp,
+        &config.raw.sip.tcp,
+        sip_cfg,
+        Some(handler),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "binding SIP sockets udp {:?} tcp {:?}",
+            config.raw.sip.udp, config.raw.sip.tcp
+        )
+    })?;
     tracing::info!(udp = ?sip_handle.udp, tcp = ?sip_handle.tcp, "SIP listening");
     readiness.sockets.store(true, Ordering::Relaxed);
 

@@ -8,8 +8,15 @@ fn basic_calls_complete() {
         return;
     }
     let server = common::sip::SipServer::start(|t| t);
-    let out = common::sip::sipp(server.sip, "uac_basic.xml", &["-m", "20", "-r", "20", "-l", "20"]);
+    let out = common::sip::sipp(
+        server.sip,
+        "uac_basic.xml",
+        &["-m", "20", "-r", "20", "-l", "20"],
+    );
     assert!(out.status.success(), "sipp failed: {}", out.status);
     let metrics = server.metrics();
-    assert!(metrics.contains("voicenav_sip_responses_total{code=\"200\"}"), "{metrics}");
+    assert!(
+        metrics.contains("voicenav_sip_responses_total{code=\"200\"}"),
+        "{metrics}"
+    );
 }

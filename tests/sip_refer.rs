@@ -18,9 +18,13 @@ async fn refer_carries_context_and_follows_notify() {
         return;
     }
     let addr = "127.0.0.1:0".parse().unwrap();
-    let (sip, mut events, _task) = driver::spawn(&[addr], &[], EndpointConfig::loopback(0)).await.unwrap();
+    let (sip, mut events, _task) = driver::spawn(&[addr], &[], EndpointConfig::loopback(0))
+        .await
+        .unwrap();
     let target = sip.udp[0];
-    let sipp = tokio::task::spawn_blocking(move || common::sip::sipp(target, "uac_refer.xml", &["-m", "1"]));
+    let sipp = tokio::task::spawn_blocking(move || {
+        common::sip::sipp(target, "uac_refer.xml", &["-m", "1"])
+    });
     let mut progress = Vec::new();
     let mut outcome = None;
     let mut closed = false;
@@ -28,8 +32,12 @@ async fn refer_carries_context_and_follows_notify() {
     while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, events.recv()).await {
         match ev {
             CallEvent::Incoming { call, .. } => {
-                let media =
-                    LocalMedia { address: "127.0.0.1".parse().unwrap(), rtp_port: 20002, session_id: 2, version: 1 };
+                let media = LocalMedia {
+                    address: "127.0.0.1".parse().unwrap(),
+                    rtp_port: 20002,
+                    session_id: 2,
+                    version: 1,
+                };
                 sip.command(CallCommand::Answer { call, media }).await;
             }
             CallEvent::Established { call } => {
@@ -43,8 +51,12 @@ async fn refer_carries_context_and_follows_notify() {
                     dialect: None,
                 };
                 let headers = transfer::transfer_headers(&ctx);
-                sip.command(CallCommand::Refer { call, target: "sip:credit_card@127.0.0.1:5080".into(), headers })
-                    .await;
+                sip.command(CallCommand::Refer {
+                    call,
+                    target: "sip:credit_card@127.0.0.1:5080".into(),
+                    headers,
+                })
+                .await;
             }
             CallEvent::TransferProgress { code, .. } => progress.push(code),
             CallEvent::TransferResult { outcome: o, .. } => outcome = Some(o),
@@ -56,8 +68,16 @@ async fn refer_carries_context_and_follows_notify() {
         }
     }
     let out = sipp.await.unwrap();
-    assert!(out.status.success(), "sipp (the trunk) failed its checks: {}", out.status);
-    assert_eq!(progress, vec![202, 100, 200], "REFER accepted, then NOTIFY 100 and 200");
+    assert!(
+        out.status.success(),
+        "sipp (the trunk) failed its checks: {}",
+        out.status
+    );
+    assert_eq!(
+        progress,
+        vec![202, 100, 200],
+        "REFER accepted, then NOTIFY 100 and 200"
+    );
     assert_eq!(outcome, Some(TransferOutcome::Success));
     assert!(closed, "the bot leg was hung up after the transfer");
     sip.stop().await;

@@ -19,8 +19,24 @@ async fn registers_with_digest_against_a_challenging_registrar() {
     let registrar = tokio::task::spawn_blocking(move || {
         let port = reg_port.to_string();
         std::process::Command::new("sipp")
-            .args(["-sf", common::sip::path_str(&sf), "-i", "127.0.0.1", "-p", &port, "-m", "1"])
-            .args(["-timeout", "30s", "-timeout_error", "-nostdin", "-mp", &common::free_port().to_string()])
+            .args([
+                "-sf",
+                common::sip::path_str(&sf),
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-m",
+                "1",
+            ])
+            .args([
+                "-timeout",
+                "30s",
+                "-timeout_error",
+                "-nostdin",
+                "-mp",
+                &common::free_port().to_string(),
+            ])
             .stdin(std::process::Stdio::null())
             .output()
             .expect("running sipp")
@@ -38,7 +54,9 @@ async fn registers_with_digest_against_a_challenging_registrar() {
         backoff: Duration::from_millis(500),
         max_backoff: Duration::from_secs(5),
     });
-    let (sip, mut events, _task) = driver::spawn(&["127.0.0.1:0".parse().unwrap()], &[], cfg).await.unwrap();
+    let (sip, mut events, _task) = driver::spawn(&["127.0.0.1:0".parse().unwrap()], &[], cfg)
+        .await
+        .unwrap();
     let mut registered = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, events.recv()).await {
@@ -54,7 +72,11 @@ async fn registers_with_digest_against_a_challenging_registrar() {
     if !out.status.success() {
         eprintln!("{}", String::from_utf8_lossy(&out.stdout));
     }
-    assert!(out.status.success(), "the registrar refused or timed out: {}", out.status);
+    assert!(
+        out.status.success(),
+        "the registrar refused or timed out: {}",
+        out.status
+    );
     assert_eq!(registered, Some(60));
     sip.stop().await;
 }

@@ -43,7 +43,11 @@ fn overlong(bytes: &[u8]) -> bool {
 
 fn load(path: &std::path::Path) -> Vec<u8> {
     let text = std::fs::read_to_string(path).expect("torture file");
-    let text = text.replace('\n', "\r\n").replace("<NUL>", "\0").replace("<BEL>", "\u{7}").replace("<DEL>", "\u{7f}");
+    let text = text
+        .replace('\n', "\r\n")
+        .replace("<NUL>", "\0")
+        .replace("<BEL>", "\u{7}")
+        .replace("<DEL>", "\u{7f}");
     text.into_bytes()
 }
 
@@ -74,7 +78,8 @@ fn torture_messages_are_answered_or_dropped_and_calls_still_work() {
         let mut tcp = TcpStream::connect(server.sip).unwrap();
         tcp.write_all(&bytes).unwrap();
         let _ = tcp.shutdown(Shutdown::Write);
-        tcp.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
         let mut got = Vec::new();
         let mut buf = [0u8; 8192];
         while let Ok(n) = tcp.read(&mut buf) {
@@ -91,7 +96,11 @@ fn torture_messages_are_answered_or_dropped_and_calls_still_work() {
         udp.send_to(&bytes, server.sip).unwrap();
         let code = first_code(&got);
         println!("{name}: tcp answer {code:?}");
-        let want = if overlong(&bytes) { None } else { expected(&name) };
+        let want = if overlong(&bytes) {
+            None
+        } else {
+            expected(&name)
+        };
         if code != want {
             failures.push(format!("{name}: expected {want:?}, got {code:?}"));
         }
@@ -99,7 +108,14 @@ fn torture_messages_are_answered_or_dropped_and_calls_still_work() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
     let out = common::sip::sipp(server.sip, "uac_basic.xml", &["-m", "3", "-r", "3"]);
-    assert!(out.status.success(), "a normal call after the torture failed: {}", out.status);
+    assert!(
+        out.status.success(),
+        "a normal call after the torture failed: {}",
+        out.status
+    );
     let metrics = server.metrics();
-    assert!(metrics.contains("voicenav_sip_dropped_total"), "drops are counted\n{metrics}");
+    assert!(
+        metrics.contains("voicenav_sip_dropped_total"),
+        "drops are counted\n{metrics}"
+    );
 }

@@ -14,16 +14,24 @@ async fn voicenav_hangs_up_with_bye() {
         return;
     }
     let addr = "127.0.0.1:0".parse().unwrap();
-    let (sip, mut events, _task) = driver::spawn(&[addr], &[], EndpointConfig::loopback(0)).await.unwrap();
+    let (sip, mut events, _task) = driver::spawn(&[addr], &[], EndpointConfig::loopback(0))
+        .await
+        .unwrap();
     let target = sip.udp[0];
-    let sipp = tokio::task::spawn_blocking(move || common::sip::sipp(target, "uac_voicenav_hangup.xml", &["-m", "1"]));
+    let sipp = tokio::task::spawn_blocking(move || {
+        common::sip::sipp(target, "uac_voicenav_hangup.xml", &["-m", "1"])
+    });
     let mut closed = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, events.recv()).await {
         match ev {
             CallEvent::Incoming { call, .. } => {
-                let media =
-                    LocalMedia { address: "127.0.0.1".parse().unwrap(), rtp_port: 20000, session_id: 1, version: 1 };
+                let media = LocalMedia {
+                    address: "127.0.0.1".parse().unwrap(),
+                    rtp_port: 20000,
+                    session_id: 1,
+                    version: 1,
+                };
                 sip.command(CallCommand::Answer { call, media }).await;
             }
             CallEvent::Established { call } => {

@@ -30,13 +30,20 @@ pub struct Acl {
 
 impl Acl {
     pub fn new(allow: Vec<IpNet>, users: Vec<(String, String)>, realm: &str, secret: &str) -> Acl {
-        Acl { allow, users, challenger: Challenger::new(realm, secret) }
+        Acl {
+            allow,
+            users,
+            challenger: Challenger::new(realm, secret),
+        }
     }
 
     /// Allows everyone (tests, and deployments behind an SBC that filters).
     pub fn open() -> Acl {
         Acl::new(
-            vec!["0.0.0.0/0".parse().expect("static CIDR"), "::/0".parse().expect("static CIDR")],
+            vec![
+                "0.0.0.0/0".parse().expect("static CIDR"),
+                "::/0".parse().expect("static CIDR"),
+            ],
             Vec::new(),
             "voicenav",
             "",
@@ -45,7 +52,10 @@ impl Acl {
 
     pub fn check(&self, src: IpAddr, req: &Message, random: u64) -> Admission {
         let src = match src {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
             v4 => v4,
         };
         if self.allow.iter().any(|net| net.contains(&src)) {
@@ -54,11 +64,17 @@ impl Acl {
         if self.users.is_empty() {
             return Admission::Forbidden;
         }
-        let method = req.method().map(|m| m.as_str().to_string()).unwrap_or_default();
+        let method = req
+            .method()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default();
         if let Some(auth) = req.header("Authorization") {
-            let found = self
-                .challenger
-                .verify(auth, &method, |u| self.users.iter().find(|(name, _)| name == u).map(|(_, pw)| pw.clone()));
+            let found = self.challenger.verify(auth, &method, |u| {
+                self.users
+                    .iter()
+                    .find(|(name, _)| name == u)
+                    .map(|(_, pw)| pw.clone())
+            });
             if found.is_some() {
                 return Admission::Allowed;
             }
@@ -78,7 +94,11 @@ pub struct RateLimiter {
 impl RateLimiter {
     pub fn new(per_second: u32) -> RateLimiter {
         let rate = f64::from(per_second.max(1));
-        RateLimiter { rate, tokens: rate, last: None }
+        RateLimiter {
+            rate,
+            tokens: rate,
+            last: None,
+        }
     }
 
     /// Takes a token if one is available at `now` (a `now` earlier than the last is ignored).
@@ -122,18 +142,36 @@ To: <sip:bot@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n",
 
     #[test]
     fn cidr_then_challenge_then_forbidden() {
-        let acl = Acl::new(vec!["10.0.0.0/8".parse().unwrap()], vec![("pbx".into(), "pw".into())], "voicenav", "s");
-        assert_eq!(acl.check("10.1.2.3".parse().unwrap(), &invite(None), 1), Admission::Allowed);
-        let Admission::Challenge(ch) = acl.check("192.0.2.1".parse().unwrap(), &invite(None), 1) else {
+        let acl = Acl::new(
+            vec!["10.0.0.0/8".parse().unwrap()],
+            vec![("pbx".into(), "pw".into())],
+            "voicenav",
+            "s",
+        );
+        assert_eq!(
+            acl.check("10.1.2.3".parse().unwrap(), &invite(None), 1),
+            Admission::Allowed
+        );
+        let Admission::Challenge(ch) = acl.check("192.0.2.1".parse().unwrap(), &invite(None), 1)
+        else {
             panic!("expected a challenge")
         };
         let c = Challenge::parse(&ch[1]).unwrap();
         let good = c.answer("INVITE", "sip:bot@h", "pbx", "pw", "cn", 1);
-        assert_eq!(acl.check("192.0.2.1".parse().unwrap(), &invite(Some(&good)), 2), Admission::Allowed);
+        assert_eq!(
+            acl.check("192.0.2.1".parse().unwrap(), &invite(Some(&good)), 2),
+            Admission::Allowed
+        );
         let bad = c.answer("INVITE", "sip:bot@h", "pbx", "wrong", "cn", 1);
-        assert!(matches!(acl.check("192.0.2.1".parse().unwrap(), &invite(Some(&bad)), 2), Admission::Challenge(_)));
+        assert!(matches!(
+            acl.check("192.0.2.1".parse().unwrap(), &invite(Some(&bad)), 2),
+            Admission::Challenge(_)
+        ));
         let closed = Acl::new(vec!["10.0.0.0/8".parse().unwrap()], vec![], "voicenav", "s");
-        assert_eq!(closed.check("127.0.0.1".parse().unwrap(), &invite(None), 1), Admission::Forbidden);
+        assert_eq!(
+            closed.check("127.0.0.1".parse().unwrap(), &invite(None), 1),
+            Admission::Forbidden
+        );
     }
 
     #[test]

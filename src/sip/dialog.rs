@@ -37,7 +37,10 @@ pub struct Dialog {
 impl Dialog {
     /// The UAS side of a dialog created by `invite` (§12.1.1).
     pub fn uas(invite: &Message, local_tag: &str) -> Result<Dialog, DialogError> {
-        let call_id = invite.call_id().ok_or(DialogError::Missing("Call-ID"))?.to_string();
+        let call_id = invite
+            .call_id()
+            .ok_or(DialogError::Missing("Call-ID"))?
+            .to_string();
         let from = invite.header("From").ok_or(DialogError::Missing("From"))?;
         let to = invite.header("To").ok_or(DialogError::Missing("To"))?;
         let remote_tag = invite.from_tag().unwrap_or_default();
@@ -57,7 +60,11 @@ impl Dialog {
             remote_party: from.to_string(),
             local_cseq: 0,
             remote_cseq: cseq,
-            route_set: invite.header_values("Record-Route").into_iter().map(str::to_string).collect(),
+            route_set: invite
+                .header_values("Record-Route")
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
             remote_target,
             state: DialogState::Early,
         })

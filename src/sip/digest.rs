@@ -51,7 +51,9 @@ impl Algorithm {
     fn hash(self, data: &str) -> String {
         match self {
             Algorithm::Md5 | Algorithm::Md5Sess => hex::encode(Md5::digest(data.as_bytes())),
-            Algorithm::Sha256 | Algorithm::Sha256Sess => hex::encode(Sha256::digest(data.as_bytes())),
+            Algorithm::Sha256 | Algorithm::Sha256Sess => {
+                hex::encode(Sha256::digest(data.as_bytes()))
+            }
         }
     }
     fn is_sess(self) -> bool {
@@ -62,7 +64,9 @@ impl Algorithm {
 /// `name="value", name=value` pairs of a Digest header, lower-cased names, unquoted values.
 pub fn parse_auth_params(value: &str) -> Option<Vec<(String, String)>> {
     let rest = value.trim();
-    let rest = rest.strip_prefix("Digest").or_else(|| rest.strip_prefix("digest"))?;
+    let rest = rest
+        .strip_prefix("Digest")
+        .or_else(|| rest.strip_prefix("digest"))?;
     let mut out = Vec::new();
     let (mut quoted, mut escaped, mut start) = (false, false, 0);
     let mut parts = Vec::new();
@@ -86,14 +90,21 @@ pub fn parse_auth_params(value: &str) -> Option<Vec<(String, String)>> {
         }
         let (k, v) = p.split_once('=')?;
         let v = v.trim();
-        let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v).replace("\\\"", "\"");
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(v)
+            .replace("\\\"", "\"");
         out.push((k.trim().to_ascii_lowercase(), v));
     }
     Some(out)
 }
 
 fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// A parsed challenge.
@@ -111,8 +122,12 @@ pub struct Challenge {
 impl Challenge {
     pub fn parse(value: &str) -> Result<Challenge, DigestError> {
         let params = parse_auth_params(value).ok_or(DigestError::NotDigest)?;
-        let realm = get(&params, "realm").ok_or(DigestError::Missing("realm"))?.to_string();
-        let nonce = get(&params, "nonce").ok_or(DigestError::Missing("nonce"))?.to_string();
+        let realm = get(&params, "realm")
+            .ok_or(DigestError::Missing("realm"))?
+            .to_string();
+        let nonce = get(&params, "nonce")
+            .ok_or(DigestError::Missing("nonce"))?
+            .to_string();
         let algorithm = match get(&params, "algorithm") {
             Some(a) => Algorithm::parse(a).ok_or_else(|| DigestError::Algorithm(a.to_string()))?,
             None => Algorithm::Md5,
@@ -137,11 +152,26 @@ impl Challenge {
     }
 
     /// The `Authorization` value answering this challenge.
-    pub fn answer(&self, method: &str, uri: &str, username: &str, password: &str, cnonce: &str, nc: u32) -> String {
+    pub fn answer(
+        &self,
+        method: &str,
+        uri: &str,
+        username: &str,
+        password: &str,
+        cnonce: &str,
+        nc: u32,
+    ) -> String {
         let nc_s = format!("{nc:08x}");
         let response = response(
             self.algorithm,
-            &ha1(self.algorithm, username, &self.realm, password, &self.nonce, cnonce),
+            &ha1(
+                self.algorithm,
+                username,
+                &self.realm,
+                password,
+                &self.nonce,
+                cnonce,
+            ),
             &self.nonce,
             self.qop_auth.then_some((nc_s.as_str(), cnonce)),
             method,
@@ -163,7 +193,14 @@ impl Challenge {
     }
 }
 
-fn ha1(alg: Algorithm, user: &str, realm: &str, password: &str, nonce: &str, cnonce: &str) -> String {
+fn ha1(
+    alg: Algorithm,
+    user: &str,
+    realm: &str,
+    password: &str,
+    nonce: &str,
+    cnonce: &str,
+) -> String {
     let h = alg.hash(&format!("{user}:{realm}:{password}"));
     if alg.is_sess() {
         alg.hash(&format!("{h}:{nonce}:{cnonce}"))
@@ -172,7 +209,14 @@ fn ha1(alg: Algorithm, user: &str, realm: &str, password: &str, nonce: &str, cno
     }
 }
 
-fn response(alg: Algorithm, ha1: &str, nonce: &str, qop: Option<(&str, &str)>, method: &str, uri: &str) -> String {
+fn response(
+    alg: Algorithm,
+    ha1: &str,
+    nonce: &str,
+    qop: Option<(&str, &str)>,
+    method: &str,
+    uri: &str,
+) -> String {
     let ha2 = alg.hash(&format!("{method}:{uri}"));
     match qop {
         Some((nc, cnonce)) => alg.hash(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")),
@@ -189,7 +233,10 @@ pub struct Challenger {
 
 impl Challenger {
     pub fn new(realm: impl Into<String>, secret: impl Into<String>) -> Challenger {
-        Challenger { realm: realm.into(), secret: secret.into() }
+        Challenger {
+            realm: realm.into(),
+            secret: secret.into(),
+        }
     }
 
     /// A fresh nonce from caller-supplied randomness (the core has no RNG of its own).
@@ -214,7 +261,11 @@ impl Challenger {
         [Algorithm::Sha256, Algorithm::Md5]
             .iter()
             .map(|a| {
-                format!("Digest realm=\"{}\", nonce=\"{nonce}\", qop=\"auth\", algorithm={}", self.realm, a.as_str())
+                format!(
+                    "Digest realm=\"{}\", nonce=\"{nonce}\", qop=\"auth\", algorithm={}",
+                    self.realm,
+                    a.as_str()
+                )
             })
             .collect()
     }
@@ -243,7 +294,14 @@ impl Challenger {
             None => None,
         };
         let pw = password(user)?;
-        let want = response(alg, &ha1(alg, user, realm, &pw, nonce, cnonce), nonce, qop, method, uri);
+        let want = response(
+            alg,
+            &ha1(alg, user, realm, &pw, nonce, cnonce),
+            nonce,
+            qop,
+            method,
+            uri,
+        );
         (want.eq_ignore_ascii_case(given)).then(|| user.to_string())
     }
 }
@@ -268,7 +326,10 @@ nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\", opaque=\"FQhe/qaU925kfnz
             "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
             1,
         );
-        assert!(a.contains("response=\"8ca523f5e9506fed4657c9700eebdbec\""), "{a}");
+        assert!(
+            a.contains("response=\"8ca523f5e9506fed4657c9700eebdbec\""),
+            "{a}"
+        );
         let sha = Challenge::parse(
             "Digest realm=\"http-auth@example.org\", qop=\"auth, auth-int\", algorithm=SHA-256, \
 nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\", opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\"",
@@ -282,7 +343,12 @@ nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\", opaque=\"FQhe/qaU925kfnz
             "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
             1,
         );
-        assert!(a.contains("response=\"753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1\""), "{a}");
+        assert!(
+            a.contains(
+                "response=\"753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1\""
+            ),
+            "{a}"
+        );
     }
 
     #[test]
@@ -299,7 +365,10 @@ nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\", opaque=\"FQhe/qaU925kfnz
             assert_eq!(c.verify(&forged, "INVITE", pw), None);
         }
         assert_eq!(c.verify("Basic Zm9v", "INVITE", |_| None), None);
-        assert_eq!(Challenge::parse("Digest nonce=\"x\"").unwrap_err(), DigestError::Missing("realm"));
+        assert_eq!(
+            Challenge::parse("Digest nonce=\"x\"").unwrap_err(),
+            DigestError::Missing("realm")
+        );
         assert!(matches!(
             Challenge::parse("Digest realm=\"r\", nonce=\"n\", algorithm=FOO"),
             Err(DigestError::Algorithm(_))

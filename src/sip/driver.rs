@@ -71,7 +71,12 @@ pub async fn spawn(
 /// queues commands, each due at an instant (no channel hop, no task switch). With one,
 /// the event receiver of [`spawn_with`] gets nothing.
 pub trait InlineHandler: Send + 'static {
-    fn handle_event(&mut self, now: Instant, event: &CallEvent, commands: &mut Vec<(Instant, CallCommand)>);
+    fn handle_event(
+        &mut self,
+        now: Instant,
+        event: &CallEvent,
+        commands: &mut Vec<(Instant, CallCommand)>,
+    );
 }
 
 /// [`spawn`], optionally with an [`InlineHandler`] instead of the event channel.
@@ -92,7 +97,11 @@ pub async fn spawn_with(
         // Ask for the UDP port when TCP asks for port 0 next to a bound UDP socket.
         let mut want = *addr;
         if want.port() == 0 {
-            if let Some(u) = udp_sockets.iter().filter_map(|s| s.local_addr().ok()).find(|u| u.ip() == want.ip()) {
+            if let Some(u) = udp_sockets
+                .iter()
+                .filter_map(|s| s.local_addr().ok())
+                .find(|u| u.ip() == want.ip())
+            {
                 want.set_port(u.port());
             }
         }
@@ -103,8 +112,14 @@ pub async fn spawn_with(
         };
         tcp_listeners.push(l);
     }
-    let udp_addrs: Vec<SocketAddr> = udp_sockets.iter().filter_map(|s| s.local_addr().ok()).collect();
-    let tcp_addrs: Vec<SocketAddr> = tcp_listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let udp_addrs: Vec<SocketAddr> = udp_sockets
+        .iter()
+        .filter_map(|s| s.local_addr().ok())
+        .collect();
+    let tcp_addrs: Vec<SocketAddr> = tcp_listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
     if let Some(a) = udp_addrs.first() {
         cfg.udp_port = a.port();
     }
@@ -125,9 +140,24 @@ pub async fn spawn_with(
     let (ev_tx, ev_rx) = mpsc::channel(CHANNEL);
     let (stop_tx, stop_rx) = mpsc::channel(1);
     let endpoint = Endpoint::new(Instant::now(), cfg);
-    let channels = Channels { in_tx, inbound: in_rx, commands: cmd_rx, events: ev_tx, stop: stop_rx };
+    let channels = Channels {
+        in_tx,
+        inbound: in_rx,
+        commands: cmd_rx,
+        events: ev_tx,
+        stop: stop_rx,
+    };
     let task = tokio::spawn(run(endpoint, udp_sockets, channels, handler));
-    Ok((SipHandle { commands: cmd_tx, stop: stop_tx, udp: udp_addrs, tcp: tcp_addrs }, ev_rx, task))
+    Ok((
+        SipHandle {
+            commands: cmd_tx,
+            stop: stop_tx,
+            udp: udp_addrs,
+            tcp: tcp_addrs,
+        },
+        ev_rx,
+        task,
+    ))
 }
 
 /// The driver task's channel ends.
@@ -139,15 +169,32 @@ struct Channels {
     stop: mpsc::Receiver<()>,
 }
 
-async fn run(mut ep: Endpoint, udp: Vec<Arc<UdpSocket>>, ch: Channels, mut handler: Option<Box<dyn InlineHandler>>) {
-    let Channels { in_tx, mut inbound, mut commands, events, mut stop } = ch;
+async fn run(
+    mut ep: Endpoint,
+    udp: Vec<Arc<UdpSocket>>,
+    ch: Channels,
+    mut handler: Option<Box<dyn InlineHandler>>,
+) {
+    let Channels {
+        in_tx,
+        mut inbound,
+        mut commands,
+        events,
+        mut stop,
+    } = ch;
     // Commands an inline handler queued for later, in due order.
     let mut pending: VecDeque<(Instant, CallCommand)> = VecDeque::new();
     let mut queued: Vec<(Instant, CallCommand)> = Vec::new();
     let mut tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
-    let family = |v4: bool| udp.iter().find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == v4)).cloned();
-    let (udp_v4, udp_v6) =
-        (family(true).or_else(|| udp.first().cloned()), family(false).or_else(|| udp.first().cloned()));
+    let family = |v4: bool| {
+        udp.iter()
+            .find(|s| s.local_addr().is_ok_and(|a| a.is_ipv4() == v4))
+            .cloned()
+    };
+    let (udp_v4, udp_v6) = (
+        family(true).or_else(|| udp.first().cloned()),
+        family(false).or_else(|| udp.first().cloned()),
+    );
     let primary = udp.first().cloned();
     let mut buf = vec![0u8; MAX_MESSAGE];
     ep.handle_timeout(Instant::now());
@@ -215,7 +262,11 @@ async fn run(mut ep: Endpoint, udp: Vec<Arc<UdpSocket>>, ch: Channels, mut handl
                 progressed = true;
                 match t.peer.transport {
                     Transport::Udp => {
-                        let sock = if t.peer.addr.is_ipv4() { &udp_v4 } else { &udp_v6 };
+                        let sock = if t.peer.addr.is_ipv4() {
+                            &udp_v4
+                        } else {
+                            &udp_v6
+                        };
                         if let Some(sock) = sock {
                             if let Err(e) = sock.try_send_to(&t.payload, t.peer.addr) {
                                 if e.kind() == io::ErrorKind::WouldBlock {
@@ -282,8 +333,15 @@ async fn udp_reader(sock: Arc<UdpSocket>, to: mpsc::Sender<Inbound>) {
     loop {
         match sock.recv_from(&mut buf).await {
             Ok((n, from)) => {
-                let peer = Peer { transport: Transport::Udp, addr: from };
-                if to.send(Inbound::Message(peer, buf[..n].to_vec())).await.is_err() {
+                let peer = Peer {
+                    transport: Transport::Udp,
+                    addr: from,
+                };
+                if to
+                    .send(Inbound::Message(peer, buf[..n].to_vec()))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -314,7 +372,12 @@ async fn tcp_connect(addr: SocketAddr, first: Vec<u8>, to: mpsc::Sender<Inbound>
     }
 }
 
-async fn tcp_connection(stream: TcpStream, addr: SocketAddr, to: mpsc::Sender<Inbound>, first: Option<Vec<u8>>) {
+async fn tcp_connection(
+    stream: TcpStream,
+    addr: SocketAddr,
+    to: mpsc::Sender<Inbound>,
+    first: Option<Vec<u8>>,
+) {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let (w_tx, mut w_rx) = mpsc::channel::<Vec<u8>>(256);
@@ -333,7 +396,10 @@ async fn tcp_connection(stream: TcpStream, addr: SocketAddr, to: mpsc::Sender<In
     });
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 16 * 1024];
-    let peer = Peer { transport: Transport::Tcp, addr };
+    let peer = Peer {
+        transport: Transport::Tcp,
+        addr,
+    };
     'read: loop {
         let n = match rd.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
@@ -349,7 +415,8 @@ async fn tcp_connection(stream: TcpStream, addr: SocketAddr, to: mpsc::Sender<In
                     }
                 }
                 Frame::Garbage(why) => {
-                    metrics::counter!("voicenav_sip_dropped_total", "reason" => "tcp_framing").increment(1);
+                    metrics::counter!("voicenav_sip_dropped_total", "reason" => "tcp_framing")
+                        .increment(1);
                     tracing::info!(peer = %addr, why, "closing TCP connection: cannot frame");
                     break 'read;
                 }
@@ -373,12 +440,19 @@ pub enum Frame {
 
 /// Takes the next message off the front of `buf` (CRLF keep-alives are skipped).
 pub fn next_frame(buf: &mut Vec<u8>) -> Frame {
-    let skip = buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+    let skip = buf
+        .iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count();
     if skip > 0 {
         buf.drain(..skip);
     }
     let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return if buf.len() > MAX_MESSAGE { Frame::Garbage("no end of headers") } else { Frame::Incomplete };
+        return if buf.len() > MAX_MESSAGE {
+            Frame::Garbage("no end of headers")
+        } else {
+            Frame::Incomplete
+        };
     };
     let body_start = head_end + 4;
     let head = String::from_utf8_lossy(&buf[..head_end]);
@@ -444,7 +518,11 @@ pub fn endpoint_config(config: &Config) -> EndpointConfig {
                 tracing::warn!(trunk = %trunk.name, registrar, "registrar address does not resolve; not registering");
                 continue;
             };
-            let domain = registrar.rsplit_once(':').map(|(h, _)| h).unwrap_or(registrar).to_string();
+            let domain = registrar
+                .rsplit_once(':')
+                .map(|(h, _)| h)
+                .unwrap_or(registrar)
+                .to_string();
             registrations.push(RegistrationConfig {
                 trunk: trunk.name.clone(),
                 registrar: addr,
@@ -487,14 +565,23 @@ pub struct PortPool {
 impl PortPool {
     pub fn new(min: u16, max: u16) -> PortPool {
         let min = min + (min % 2);
-        PortPool { min, max: max.max(min), next: min, used: HashSet::new() }
+        PortPool {
+            min,
+            max: max.max(min),
+            next: min,
+            used: HashSet::new(),
+        }
     }
 
     pub fn allocate(&mut self) -> Option<u16> {
         let slots = usize::from((self.max - self.min) / 2 + 1);
         for _ in 0..slots {
             let p = self.next;
-            self.next = if p.saturating_add(2) > self.max { self.min } else { p + 2 };
+            self.next = if p.saturating_add(2) > self.max {
+                self.min
+            } else {
+                p + 2
+            };
             if self.used.insert(p) {
                 return Some(p);
             }
@@ -521,12 +608,22 @@ pub struct DefaultHandler {
 
 impl DefaultHandler {
     pub fn new(address: IpAddr, ports: PortPool, answer_delay: Duration) -> DefaultHandler {
-        DefaultHandler { address, ports, answer_delay, calls: HashMap::new() }
+        DefaultHandler {
+            address,
+            ports,
+            answer_delay,
+            calls: HashMap::new(),
+        }
     }
 }
 
 impl InlineHandler for DefaultHandler {
-    fn handle_event(&mut self, now: Instant, event: &CallEvent, commands: &mut Vec<(Instant, CallCommand)>) {
+    fn handle_event(
+        &mut self,
+        now: Instant,
+        event: &CallEvent,
+        commands: &mut Vec<(Instant, CallCommand)>,
+    ) {
         match event {
             CallEvent::Incoming { call, ani, .. } => match self.ports.allocate() {
                 Some(port) => {
@@ -539,11 +636,23 @@ impl InlineHandler for DefaultHandler {
                         version: 1,
                     };
                     commands.push((now, CallCommand::Ring { call: call.clone() }));
-                    commands.push((now + self.answer_delay, CallCommand::Answer { call: call.clone(), media }));
+                    commands.push((
+                        now + self.answer_delay,
+                        CallCommand::Answer {
+                            call: call.clone(),
+                            media,
+                        },
+                    ));
                 }
                 None => {
                     tracing::warn!(%call, "no free RTP port: 503");
-                    commands.push((now, CallCommand::Reject { call: call.clone(), code: 503 }));
+                    commands.push((
+                        now,
+                        CallCommand::Reject {
+                            call: call.clone(),
+                            code: 503,
+                        },
+                    ));
                 }
             },
             CallEvent::Closed { call } => {
@@ -566,11 +675,15 @@ mod tests {
         let mut buf =
             b"\r\n\r\nOPTIONS sip:a SIP/2.0\r\nl: 3\r\n\r\nabcINFO sip:b SIP/2.0\r\nContent-Length: 2\r\n\r\nx"
                 .to_vec();
-        let Frame::Message(m) = next_frame(&mut buf) else { panic!("first frame") };
+        let Frame::Message(m) = next_frame(&mut buf) else {
+            panic!("first frame")
+        };
         assert!(m.starts_with(b"OPTIONS") && m.ends_with(b"\r\n\r\nabc"));
         assert_eq!(next_frame(&mut buf), Frame::Incomplete);
         buf.push(b'y');
-        let Frame::Message(m) = next_frame(&mut buf) else { panic!("second frame") };
+        let Frame::Message(m) = next_frame(&mut buf) else {
+            panic!("second frame")
+        };
         assert!(m.ends_with(b"xy"));
         assert!(buf.is_empty());
         let mut bad = b"INFO sip:b SIP/2.0\r\nContent-Length: zz\r\n\r\n".to_vec();
@@ -582,7 +695,10 @@ mod tests {
     #[test]
     fn port_pool_reuses_released_even_ports() {
         let mut p = PortPool::new(20000, 20004);
-        assert_eq!((p.allocate(), p.allocate(), p.allocate()), (Some(20000), Some(20002), Some(20004)));
+        assert_eq!(
+            (p.allocate(), p.allocate(), p.allocate()),
+            (Some(20000), Some(20002), Some(20004))
+        );
         assert_eq!(p.allocate(), None);
         p.release(20002);
         assert_eq!(p.allocate(), Some(20002));

@@ -31,8 +31,8 @@ use super::dialog::{Dialog, DialogState};
 use super::message::{self, Message, Method, NameAddr, SipUri, Via};
 use super::registration::{Registration, RegistrationConfig, RegistrationStatus};
 use super::transaction::{
-    InviteServer, InviteServerState, NonInviteClient, NonInviteServer, Timer, TimerConfig, TransactionKey, TxEvent,
-    MAGIC_COOKIE,
+    InviteServer, InviteServerState, NonInviteClient, NonInviteServer, Timer, TimerConfig,
+    TransactionKey, TxEvent, MAGIC_COOKIE,
 };
 use super::transfer::sipfrag_status;
 use crate::sdp::{self, LocalMedia, SessionDescription};
@@ -121,14 +121,9 @@ pub enum CallEvent {
         peer: Peer,
     },
     /// The caller ACKed our 200: media may flow.
-    Established {
-        call: CallId,
-    },
+    Established { call: CallId },
     /// The caller ended the call (BYE, CANCEL) or never ACKed it.
-    CallerHangup {
-        call: CallId,
-        reason: HangupReason,
-    },
+    CallerHangup { call: CallId, reason: HangupReason },
     /// A keypad press by SIP INFO (application/dtmf-relay).
     Dtmf {
         call: CallId,
@@ -136,23 +131,15 @@ pub enum CallEvent {
         duration_ms: u32,
     },
     /// A re-INVITE put the call on hold or took it off (answered already).
-    Hold {
-        call: CallId,
-        held: bool,
-    },
+    Hold { call: CallId, held: bool },
     /// A REFER response or NOTIFY sipfrag status (100, 180, 202 …).
-    TransferProgress {
-        call: CallId,
-        code: u16,
-    },
+    TransferProgress { call: CallId, code: u16 },
     TransferResult {
         call: CallId,
         outcome: TransferOutcome,
     },
     /// The call is gone from the endpoint (any reason): release its resources.
-    Closed {
-        call: CallId,
-    },
+    Closed { call: CallId },
     /// A trunk registration changed state.
     Registration {
         trunk: String,
@@ -174,7 +161,11 @@ pub enum CallCommand {
     Hangup { call: CallId },
     /// Transfer the caller: REFER in the call's dialog with `Refer-To: <target>` and the
     /// extra (context) headers.
-    Refer { call: CallId, target: String, headers: Vec<(String, String)> },
+    Refer {
+        call: CallId,
+        target: String,
+        headers: Vec<(String, String)>,
+    },
 }
 
 /// Everything the endpoint needs to know, resolved (no IO).
@@ -329,7 +320,14 @@ impl Endpoint {
         let registrations: Vec<Registration> = cfg
             .registrations
             .iter()
-            .map(|r| Registration::new(now, r.clone(), contact.clone(), [rng.random(), rng.random(), rng.random()]))
+            .map(|r| {
+                Registration::new(
+                    now,
+                    r.clone(),
+                    contact.clone(),
+                    [rng.random(), rng.random(), rng.random()],
+                )
+            })
             .collect();
         let rate = RateLimiter::new(cfg.max_calls_per_second);
         let reported = vec![None; registrations.len()];
@@ -364,7 +362,10 @@ impl Endpoint {
 
     /// (trunk, status) of every registration.
     pub fn registrations(&self) -> Vec<(String, RegistrationStatus)> {
-        self.registrations.iter().map(|r| (r.trunk().to_string(), r.status().clone())).collect()
+        self.registrations
+            .iter()
+            .map(|r| (r.trunk().to_string(), r.status().clone()))
+            .collect()
     }
 
     /// Monotonic guard: a `now` earlier than one already seen is replaced by it.
@@ -437,10 +438,14 @@ impl Endpoint {
                 Owner::Server(key) => {
                     if let Some(e) = self.server.get_mut(&key) {
                         match &mut e.tx {
-                            ServerTx::Invite(tx) if tx.poll_timeout().is_some_and(|(d, _)| d <= now) => {
+                            ServerTx::Invite(tx)
+                                if tx.poll_timeout().is_some_and(|(d, _)| d <= now) =>
+                            {
                                 tx.handle_timeout(now)
                             }
-                            ServerTx::NonInvite(tx) if tx.poll_timeout().is_some_and(|(d, _)| d <= now) => {
+                            ServerTx::NonInvite(tx)
+                                if tx.poll_timeout().is_some_and(|(d, _)| d <= now) =>
+                            {
                                 tx.handle_timeout(now)
                             }
                             _ => continue,
@@ -473,31 +478,60 @@ impl Endpoint {
         let now = self.clock(now);
         match cmd {
             CallCommand::Ring { call } => {
-                if let Some(c) = self.calls.get(&call).filter(|c| c.state == CallState::Offered) {
-                    let (key, mut resp) = (c.invite_key.clone(), self.dialog_response(c, 180, "Ringing"));
+                if let Some(c) = self
+                    .calls
+                    .get(&call)
+                    .filter(|c| c.state == CallState::Offered)
+                {
+                    let (key, mut resp) = (
+                        c.invite_key.clone(),
+                        self.dialog_response(c, 180, "Ringing"),
+                    );
                     resp.push_header("Contact", self.contact(c.peer.transport));
                     self.send_response(now, &key, 180, resp);
                 }
             }
             CallCommand::Answer { call, media } => self.answer(now, &call, media),
             CallCommand::Reject { call, code } => {
-                let code = if (300..700).contains(&code) { code } else { 500 };
-                if let Some(c) = self.calls.get(&call).filter(|c| c.state == CallState::Offered) {
-                    let (key, resp) = (c.invite_key.clone(), self.dialog_response(c, code, reason_phrase(code)));
+                let code = if (300..700).contains(&code) {
+                    code
+                } else {
+                    500
+                };
+                if let Some(c) = self
+                    .calls
+                    .get(&call)
+                    .filter(|c| c.state == CallState::Offered)
+                {
+                    let (key, resp) = (
+                        c.invite_key.clone(),
+                        self.dialog_response(c, code, reason_phrase(code)),
+                    );
                     self.send_response(now, &key, code, resp);
                     self.close_call(&call);
                 }
             }
             CallCommand::Hangup { call } => self.hangup(now, &call),
-            CallCommand::Refer { call, target, headers } => self.refer(now, &call, &target, &headers),
+            CallCommand::Refer {
+                call,
+                target,
+                headers,
+            } => self.refer(now, &call, &target, &headers),
         }
     }
 
     // ---- requests ------------------------------------------------------------------
 
     fn handle_request(&mut self, now: Instant, peer: Peer, mut msg: Message) {
-        let method = msg.method().cloned().unwrap_or(Method::Other(String::new()));
-        count("voicenav_sip_requests_total", "method", method.as_str().chars().take(16).collect());
+        let method = msg
+            .method()
+            .cloned()
+            .unwrap_or(Method::Other(String::new()));
+        count(
+            "voicenav_sip_requests_total",
+            "method",
+            method.as_str().chars().take(16).collect(),
+        );
         let Some(via) = msg.top_via() else {
             self.drop_message(peer, "no usable Via to answer to", "no_via");
             return;
@@ -509,7 +543,10 @@ impl Endpoint {
             if method != Method::Ack {
                 let mut resp = Message::response_to(&msg, rej.code, &rej.reason, Some(&self.tag()));
                 if rej.code == 420 {
-                    resp.push_header("Unsupported", rej.reason.trim_start_matches("Bad Extension: "));
+                    resp.push_header(
+                        "Unsupported",
+                        rej.reason.trim_start_matches("Bad Extension: "),
+                    );
                 }
                 self.send_stateless(dest, resp);
             }
@@ -533,7 +570,8 @@ impl Endpoint {
                 }
                 if self.server.len() >= self.cfg.max_transactions {
                     self.stats.overload_rejected += 1;
-                    let mut resp = Message::response_to(&msg, 503, "Service Unavailable", Some(&self.tag()));
+                    let mut resp =
+                        Message::response_to(&msg, 503, "Service Unavailable", Some(&self.tag()));
                     resp.push_header("Retry-After", "5");
                     self.send_stateless(dest, resp);
                     return;
@@ -554,7 +592,8 @@ impl Endpoint {
         } else {
             ServerTx::NonInvite(NonInviteServer::new(self.cfg.timers, reliable))
         };
-        self.server.insert(key.clone(), ServerEntry { tx, dest, call });
+        self.server
+            .insert(key.clone(), ServerEntry { tx, dest, call });
     }
 
     /// A response through the server transaction `key` (created non-INVITE if missing).
@@ -592,29 +631,61 @@ impl Endpoint {
         if let Some(code) = resp.code() {
             count("voicenav_sip_responses_total", "code", code.to_string());
         }
-        self.transmits.push_back(Transmit { peer: dest, payload: resp.to_bytes() });
+        self.transmits.push_back(Transmit {
+            peer: dest,
+            payload: resp.to_bytes(),
+        });
     }
 
-    fn out_of_dialog(&mut self, now: Instant, dest: Peer, msg: Message, key: TransactionKey, method: Method) {
+    fn out_of_dialog(
+        &mut self,
+        now: Instant,
+        dest: Peer,
+        msg: Message,
+        key: TransactionKey,
+        method: Method,
+    ) {
         match method {
             Method::Invite => self.new_invite(now, dest, msg, key),
             Method::Options => {
                 self.new_server(&key, dest, false, None);
-                let extra =
-                    [("Allow", ALLOW.to_string()), ("Accept", ACCEPT.to_string()), ("Supported", "norefersub".into())];
+                let extra = [
+                    ("Allow", ALLOW.to_string()),
+                    ("Accept", ACCEPT.to_string()),
+                    ("Supported", "norefersub".into()),
+                ];
                 self.respond(now, &key, &msg, 200, "OK", &extra);
             }
-            Method::Bye | Method::Info | Method::Notify | Method::Refer | Method::Update | Method::Prack => {
+            Method::Bye
+            | Method::Info
+            | Method::Notify
+            | Method::Refer
+            | Method::Update
+            | Method::Prack => {
                 self.new_server(&key, dest, false, None);
                 self.respond(now, &key, &msg, 481, "Call/Transaction Does Not Exist", &[]);
             }
             Method::Register | Method::Subscribe | Method::Message => {
                 self.new_server(&key, dest, false, None);
-                self.respond(now, &key, &msg, 405, "Method Not Allowed", &[("Allow", ALLOW.into())]);
+                self.respond(
+                    now,
+                    &key,
+                    &msg,
+                    405,
+                    "Method Not Allowed",
+                    &[("Allow", ALLOW.into())],
+                );
             }
             Method::Other(_) => {
                 self.new_server(&key, dest, false, None);
-                self.respond(now, &key, &msg, 501, "Not Implemented", &[("Allow", ALLOW.into())]);
+                self.respond(
+                    now,
+                    &key,
+                    &msg,
+                    501,
+                    "Not Implemented",
+                    &[("Allow", ALLOW.into())],
+                );
             }
             Method::Ack | Method::Cancel => {}
         }
@@ -631,14 +702,29 @@ impl Endpoint {
         }
         if self.calls.len() >= self.cfg.max_calls {
             self.stats.overload_rejected += 1;
-            metrics::counter!("voicenav_sip_overload_rejected_total", "limit" => "max_calls").increment(1);
-            self.respond(now, &key, &msg, 503, "Service Unavailable", &[("Retry-After", "5".into())]);
+            metrics::counter!("voicenav_sip_overload_rejected_total", "limit" => "max_calls")
+                .increment(1);
+            self.respond(
+                now,
+                &key,
+                &msg,
+                503,
+                "Service Unavailable",
+                &[("Retry-After", "5".into())],
+            );
             return;
         }
         if !self.rate.take(now) {
             self.stats.overload_rejected += 1;
             metrics::counter!("voicenav_sip_overload_rejected_total", "limit" => "calls_per_second").increment(1);
-            self.respond(now, &key, &msg, 503, "Service Unavailable", &[("Retry-After", "1".into())]);
+            self.respond(
+                now,
+                &key,
+                &msg,
+                503,
+                "Service Unavailable",
+                &[("Retry-After", "1".into())],
+            );
             return;
         }
         let random = self.rng.random();
@@ -646,15 +732,20 @@ impl Endpoint {
             Admission::Allowed => {}
             Admission::Challenge(challenges) => {
                 self.stats.acl_rejected += 1;
-                metrics::counter!("voicenav_sip_acl_rejected_total", "action" => "challenge").increment(1);
+                metrics::counter!("voicenav_sip_acl_rejected_total", "action" => "challenge")
+                    .increment(1);
                 tracing::info!(peer = %dest.addr, "INVITE from outside the trunk networks: digest challenge");
-                let extra: Vec<(&str, String)> = challenges.into_iter().map(|c| ("WWW-Authenticate", c)).collect();
+                let extra: Vec<(&str, String)> = challenges
+                    .into_iter()
+                    .map(|c| ("WWW-Authenticate", c))
+                    .collect();
                 self.respond(now, &key, &msg, 401, "Unauthorized", &extra);
                 return;
             }
             Admission::Forbidden => {
                 self.stats.acl_rejected += 1;
-                metrics::counter!("voicenav_sip_acl_rejected_total", "action" => "forbidden").increment(1);
+                metrics::counter!("voicenav_sip_acl_rejected_total", "action" => "forbidden")
+                    .increment(1);
                 tracing::warn!(peer = %dest.addr, "INVITE from outside every trunk's networks: 403");
                 self.respond(now, &key, &msg, 403, "Forbidden", &[]);
                 return;
@@ -663,9 +754,18 @@ impl Endpoint {
         let offer = if msg.body.is_empty() {
             None
         } else {
-            let is_sdp = msg.content_type().is_none_or(|ct| ct.to_ascii_lowercase().starts_with("application/sdp"));
+            let is_sdp = msg
+                .content_type()
+                .is_none_or(|ct| ct.to_ascii_lowercase().starts_with("application/sdp"));
             if !is_sdp {
-                self.respond(now, &key, &msg, 415, "Unsupported Media Type", &[("Accept", "application/sdp".into())]);
+                self.respond(
+                    now,
+                    &key,
+                    &msg,
+                    415,
+                    "Unsupported Media Type",
+                    &[("Accept", "application/sdp".into())],
+                );
                 return;
             }
             match SessionDescription::parse(&msg.body) {
@@ -678,8 +778,12 @@ impl Endpoint {
             }
         };
         if let Some(o) = &offer {
-            let probe =
-                LocalMedia { address: std::net::Ipv4Addr::LOCALHOST.into(), rtp_port: 0, session_id: 0, version: 0 };
+            let probe = LocalMedia {
+                address: std::net::Ipv4Addr::LOCALHOST.into(),
+                rtp_port: 0,
+                session_id: 0,
+                version: 0,
+            };
             if sdp::answer(o, &probe).is_err() {
                 self.respond(
                     now,
@@ -687,7 +791,10 @@ impl Endpoint {
                     &msg,
                     488,
                     "Not Acceptable Here",
-                    &[("Warning", "304 voicenav \"no common codec: PCMU, PCMA\"".into())],
+                    &[(
+                        "Warning",
+                        "304 voicenav \"no common codec: PCMU, PCMA\"".into(),
+                    )],
                 );
                 return;
             }
@@ -703,10 +810,16 @@ impl Endpoint {
         let from = msg.header("From").unwrap_or_default().to_string();
         let ani = NameAddr::parse(&from)
             .and_then(|n| {
-                SipUri::parse(&n.uri).and_then(|u| u.user).or_else(|| n.uri.strip_prefix("tel:").map(str::to_string))
+                SipUri::parse(&n.uri)
+                    .and_then(|u| u.user)
+                    .or_else(|| n.uri.strip_prefix("tel:").map(str::to_string))
             })
             .unwrap_or_default();
-        let to = msg.header("To").and_then(NameAddr::parse).map(|n| n.uri).unwrap_or_default();
+        let to = msg
+            .header("To")
+            .and_then(NameAddr::parse)
+            .map(|n| n.uri)
+            .unwrap_or_default();
         if let Some(e) = self.server.get_mut(&key) {
             e.call = Some(call_id.clone());
         }
@@ -738,7 +851,14 @@ impl Endpoint {
         metrics::gauge!("voicenav_sip_calls_active").set(self.calls.len() as f64);
     }
 
-    fn in_dialog(&mut self, now: Instant, dest: Peer, msg: Message, key: TransactionKey, method: Method) {
+    fn in_dialog(
+        &mut self,
+        now: Instant,
+        dest: Peer,
+        msg: Message,
+        key: TransactionKey,
+        method: Method,
+    ) {
         let call_id = CallId(msg.call_id().unwrap_or_default().to_string());
         let is_invite = method == Method::Invite;
         self.new_server(&key, dest, is_invite, Some(call_id.clone()));
@@ -761,7 +881,10 @@ impl Endpoint {
             Method::Bye => {
                 self.respond(now, &key, &msg, 200, "OK", &[]);
                 self.stop_2xx_retransmissions(now, &call_id);
-                self.events.push_back(CallEvent::CallerHangup { call: call_id.clone(), reason: HangupReason::Bye });
+                self.events.push_back(CallEvent::CallerHangup {
+                    call: call_id.clone(),
+                    reason: HangupReason::Bye,
+                });
                 self.close_call(&call_id);
             }
             Method::Invite => self.reinvite(now, &call_id, msg, key),
@@ -771,7 +894,11 @@ impl Endpoint {
                     match parse_dtmf_relay(&msg.body) {
                         Some((digit, duration_ms)) => {
                             self.respond(now, &key, &msg, 200, "OK", &[]);
-                            self.events.push_back(CallEvent::Dtmf { call: call_id, digit, duration_ms });
+                            self.events.push_back(CallEvent::Dtmf {
+                                call: call_id,
+                                digit,
+                                duration_ms,
+                            });
                         }
                         None => self.respond(now, &key, &msg, 400, "Bad DTMF relay body", &[]),
                     }
@@ -793,8 +920,22 @@ impl Endpoint {
                 let extra = [("Allow", ALLOW.to_string()), ("Accept", ACCEPT.to_string())];
                 self.respond(now, &key, &msg, 200, "OK", &extra);
             }
-            Method::Other(_) => self.respond(now, &key, &msg, 501, "Not Implemented", &[("Allow", ALLOW.into())]),
-            _ => self.respond(now, &key, &msg, 405, "Method Not Allowed", &[("Allow", ALLOW.into())]),
+            Method::Other(_) => self.respond(
+                now,
+                &key,
+                &msg,
+                501,
+                "Not Implemented",
+                &[("Allow", ALLOW.into())],
+            ),
+            _ => self.respond(
+                now,
+                &key,
+                &msg,
+                405,
+                "Method Not Allowed",
+                &[("Allow", ALLOW.into())],
+            ),
         }
     }
 
@@ -806,7 +947,11 @@ impl Endpoint {
             return;
         };
         media.version += 1;
-        let offer = if msg.body.is_empty() { None } else { SessionDescription::parse(&msg.body).ok() };
+        let offer = if msg.body.is_empty() {
+            None
+        } else {
+            SessionDescription::parse(&msg.body).ok()
+        };
         if !msg.body.is_empty() && offer.is_none() {
             self.respond(now, &key, &msg, 400, "Bad SDP", &[]);
             return;
@@ -830,7 +975,11 @@ impl Endpoint {
             call.offer = Some(o);
         }
         // A re-INVITE may refresh the remote target (§12.2.2).
-        if let Some(c) = msg.header_values("Contact").first().and_then(|c| NameAddr::parse(c)) {
+        if let Some(c) = msg
+            .header_values("Contact")
+            .first()
+            .and_then(|c| NameAddr::parse(c))
+        {
             call.dialog.remote_target = c.uri;
         }
         let cseq = msg.cseq().map(|(n, _)| n).unwrap_or(0);
@@ -843,13 +992,21 @@ impl Endpoint {
         resp.body = body.into_bytes();
         self.send_response(now, &key, 200, resp);
         if let Some(held) = held {
-            self.events.push_back(CallEvent::Hold { call: call_id.clone(), held });
+            self.events.push_back(CallEvent::Hold {
+                call: call_id.clone(),
+                held,
+            });
         }
     }
 
     fn notify(&mut self, now: Instant, call_id: &CallId, msg: Message, key: TransactionKey) {
-        let in_refer = self.calls.get(call_id).is_some_and(|c| c.refer_deadline.is_some());
-        let event_is_refer = msg.header("Event").is_some_and(|e| e.trim().to_ascii_lowercase().starts_with("refer"));
+        let in_refer = self
+            .calls
+            .get(call_id)
+            .is_some_and(|c| c.refer_deadline.is_some());
+        let event_is_refer = msg
+            .header("Event")
+            .is_some_and(|e| e.trim().to_ascii_lowercase().starts_with("refer"));
         if !event_is_refer {
             self.respond(now, &key, &msg, 489, "Bad Event", &[]);
             return;
@@ -862,14 +1019,19 @@ impl Endpoint {
         let Some(code) = sipfrag_status(&msg.body) else {
             return;
         };
-        self.events.push_back(CallEvent::TransferProgress { call: call_id.clone(), code });
+        self.events.push_back(CallEvent::TransferProgress {
+            call: call_id.clone(),
+            code,
+        });
         if code >= 200 {
             if let Some(c) = self.calls.get_mut(call_id) {
                 c.refer_deadline = None;
             }
             if code < 300 {
-                self.events
-                    .push_back(CallEvent::TransferResult { call: call_id.clone(), outcome: TransferOutcome::Success });
+                self.events.push_back(CallEvent::TransferResult {
+                    call: call_id.clone(),
+                    outcome: TransferOutcome::Success,
+                });
                 self.hangup(now, call_id);
             } else {
                 self.events.push_back(CallEvent::TransferResult {
@@ -884,7 +1046,9 @@ impl Endpoint {
         // ACK for a 3xx–6xx: same branch as the INVITE, absorbed by its transaction.
         if let Some(entry) = self.server.get_mut(key) {
             if let ServerTx::Invite(tx) = &mut entry.tx {
-                if tx.state() == InviteServerState::Completed || tx.state() == InviteServerState::Confirmed {
+                if tx.state() == InviteServerState::Completed
+                    || tx.state() == InviteServerState::Confirmed
+                {
                     tx.handle_ack(now);
                     self.drain_server(now, key);
                     return;
@@ -894,7 +1058,11 @@ impl Endpoint {
         // ACK for a 2xx: its own transaction, matched through the dialog.
         let call_id = CallId(msg.call_id().unwrap_or_default().to_string());
         let cseq = msg.cseq().map(|(n, _)| n).unwrap_or(0);
-        let Some(call) = self.calls.get_mut(&call_id).filter(|c| c.dialog.matches(&msg)) else {
+        let Some(call) = self
+            .calls
+            .get_mut(&call_id)
+            .filter(|c| c.dialog.matches(&msg))
+        else {
             return;
         };
         let Some((pending, tx_key)) = call.ack_pending.clone() else {
@@ -909,12 +1077,17 @@ impl Endpoint {
             call.state = CallState::Confirmed;
             call.dialog.state = DialogState::Confirmed;
         }
-        if let Some(ServerEntry { tx: ServerTx::Invite(tx), .. }) = self.server.get_mut(&tx_key) {
+        if let Some(ServerEntry {
+            tx: ServerTx::Invite(tx),
+            ..
+        }) = self.server.get_mut(&tx_key)
+        {
             tx.handle_ack(now);
         }
         self.drain_server(now, &tx_key);
         if established {
-            self.events.push_back(CallEvent::Established { call: call_id });
+            self.events
+                .push_back(CallEvent::Established { call: call_id });
         }
     }
 
@@ -940,19 +1113,34 @@ impl Endpoint {
                     return; // Already answered: the CANCEL has no effect (§9.2).
                 }
                 let found = call.and_then(|id| {
-                    self.calls.get(&id).map(|c| (id.clone(), self.dialog_response(c, 487, "Request Terminated")))
+                    self.calls.get(&id).map(|c| {
+                        (
+                            id.clone(),
+                            self.dialog_response(c, 487, "Request Terminated"),
+                        )
+                    })
                 });
                 match found {
                     Some((id, resp)) => {
                         self.send_response(now, &invite_key, 487, resp);
-                        self.events
-                            .push_back(CallEvent::CallerHangup { call: id.clone(), reason: HangupReason::Cancel });
+                        self.events.push_back(CallEvent::CallerHangup {
+                            call: id.clone(),
+                            reason: HangupReason::Cancel,
+                        });
                         self.close_call(&id);
                     }
                     None => {
                         // An INVITE still being screened (no call yet): answer 487 from the CANCEL.
-                        let mut resp = Message::response_to(&msg, 487, "Request Terminated", Some(&self.tag()));
-                        resp.set_header("CSeq", format!("{} INVITE", msg.cseq().map(|(n, _)| n).unwrap_or(0)));
+                        let mut resp = Message::response_to(
+                            &msg,
+                            487,
+                            "Request Terminated",
+                            Some(&self.tag()),
+                        );
+                        resp.set_header(
+                            "CSeq",
+                            format!("{} INVITE", msg.cseq().map(|(n, _)| n).unwrap_or(0)),
+                        );
                         self.send_response(now, &invite_key, 487, resp);
                     }
                 }
@@ -963,7 +1151,11 @@ impl Endpoint {
     // ---- commands ------------------------------------------------------------------
 
     fn answer(&mut self, now: Instant, call_id: &CallId, media: LocalMedia) {
-        let Some(call) = self.calls.get_mut(call_id).filter(|c| c.state == CallState::Offered) else {
+        let Some(call) = self
+            .calls
+            .get_mut(call_id)
+            .filter(|c| c.state == CallState::Offered)
+        else {
             return;
         };
         let body = match &call.offer {
@@ -972,7 +1164,12 @@ impl Endpoint {
                 Err(_) => {
                     let (key, resp) = (
                         call.invite_key.clone(),
-                        Message::response_to(&call.invite, 488, "Not Acceptable Here", Some(&call.dialog.local_tag)),
+                        Message::response_to(
+                            &call.invite,
+                            488,
+                            "Not Acceptable Here",
+                            Some(&call.dialog.local_tag),
+                        ),
                     );
                     self.send_response(now, &key, 488, resp);
                     self.close_call(call_id);
@@ -1002,13 +1199,22 @@ impl Endpoint {
         };
         match call.state {
             CallState::Offered => {
-                let (key, resp) = (call.invite_key.clone(), self.dialog_response(call, 480, "Temporarily Unavailable"));
+                let (key, resp) = (
+                    call.invite_key.clone(),
+                    self.dialog_response(call, 480, "Temporarily Unavailable"),
+                );
                 self.send_response(now, &key, 480, resp);
                 self.close_call(call_id);
             }
             CallState::Answered | CallState::Confirmed => {
                 self.stop_2xx_retransmissions(now, call_id);
-                self.send_in_dialog(now, call_id, Method::Bye, &[], Purpose::Bye(call_id.clone()));
+                self.send_in_dialog(
+                    now,
+                    call_id,
+                    Method::Bye,
+                    &[],
+                    Purpose::Bye(call_id.clone()),
+                );
                 if let Some(c) = self.calls.get_mut(call_id) {
                     c.state = CallState::Ending;
                 }
@@ -1017,22 +1223,38 @@ impl Endpoint {
         }
     }
 
-    fn refer(&mut self, now: Instant, call_id: &CallId, target: &str, headers: &[(String, String)]) {
+    fn refer(
+        &mut self,
+        now: Instant,
+        call_id: &CallId,
+        target: &str,
+        headers: &[(String, String)],
+    ) {
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
         if !matches!(call.state, CallState::Answered | CallState::Confirmed) {
-            self.events
-                .push_back(CallEvent::TransferResult { call: call_id.clone(), outcome: TransferOutcome::Failed(481) });
+            self.events.push_back(CallEvent::TransferResult {
+                call: call_id.clone(),
+                outcome: TransferOutcome::Failed(481),
+            });
             return;
         }
         let deadline = now + self.cfg.transfer_timeout;
         call.refer_deadline = Some(deadline);
         let contact = self.contact_uri(Transport::Udp);
-        let mut extra: Vec<(String, String)> =
-            vec![("Refer-To".into(), format!("<{target}>")), ("Referred-By".into(), format!("<{contact}>"))];
+        let mut extra: Vec<(String, String)> = vec![
+            ("Refer-To".into(), format!("<{target}>")),
+            ("Referred-By".into(), format!("<{contact}>")),
+        ];
         extra.extend(headers.iter().cloned());
-        self.send_in_dialog(now, call_id, Method::Refer, &extra, Purpose::Refer(call_id.clone()));
+        self.send_in_dialog(
+            now,
+            call_id,
+            Method::Refer,
+            &extra,
+            Purpose::Refer(call_id.clone()),
+        );
         self.schedule(Owner::Call(call_id.clone()), Some(deadline));
     }
 
@@ -1042,8 +1264,10 @@ impl Endpoint {
         };
         if call.refer_deadline.is_some_and(|d| d <= now) {
             call.refer_deadline = None;
-            self.events
-                .push_back(CallEvent::TransferResult { call: call_id.clone(), outcome: TransferOutcome::Timeout });
+            self.events.push_back(CallEvent::TransferResult {
+                call: call_id.clone(),
+                outcome: TransferOutcome::Timeout,
+            });
         }
     }
 
@@ -1063,13 +1287,25 @@ impl Endpoint {
         let dest = call.peer;
         let mut req = call.dialog.request(method, &contact);
         let via = self.via(dest.transport, &branch);
-        req.headers.insert(0, message::Header { name: "Via".into(), value: via });
+        req.headers.insert(
+            0,
+            message::Header {
+                name: "Via".into(),
+                value: via,
+            },
+        );
         for (k, v) in extra {
             req.push_header(k, v.clone());
         }
         req.push_header("User-Agent", self.cfg.user_agent.clone());
-        let tx = NonInviteClient::new(now, self.cfg.timers, dest.transport.is_reliable(), req.to_bytes());
-        self.client.insert(branch.clone(), ClientEntry { tx, dest, purpose });
+        let tx = NonInviteClient::new(
+            now,
+            self.cfg.timers,
+            dest.transport.is_reliable(),
+            req.to_bytes(),
+        );
+        self.client
+            .insert(branch.clone(), ClientEntry { tx, dest, purpose });
         self.drain_client(now, &branch);
     }
 
@@ -1086,7 +1322,8 @@ impl Endpoint {
             }
             None => {
                 self.stats.dropped += 1;
-                metrics::counter!("voicenav_sip_dropped_total", "reason" => "stray_response").increment(1);
+                metrics::counter!("voicenav_sip_dropped_total", "reason" => "stray_response")
+                    .increment(1);
             }
         }
     }
@@ -1102,7 +1339,10 @@ impl Endpoint {
         let deadline = match &mut entry.tx {
             ServerTx::Invite(tx) => {
                 while let Some(p) = tx.poll_transmit() {
-                    self.transmits.push_back(Transmit { peer: dest, payload: p });
+                    self.transmits.push_back(Transmit {
+                        peer: dest,
+                        payload: p,
+                    });
                 }
                 while let Some(e) = tx.poll_event() {
                     events.push(e);
@@ -1111,7 +1351,10 @@ impl Endpoint {
             }
             ServerTx::NonInvite(tx) => {
                 while let Some(p) = tx.poll_transmit() {
-                    self.transmits.push_back(Transmit { peer: dest, payload: p });
+                    self.transmits.push_back(Transmit {
+                        peer: dest,
+                        payload: p,
+                    });
                 }
                 while let Some(e) = tx.poll_event() {
                     events.push(e);
@@ -1125,15 +1368,19 @@ impl Endpoint {
             match e {
                 TxEvent::Timeout(Timer::H) => {
                     let Some(id) = call.clone() else { continue };
-                    let no_ack =
-                        self.calls.get(&id).is_some_and(|c| c.ack_pending.as_ref().is_some_and(|(_, k)| k == key));
+                    let no_ack = self
+                        .calls
+                        .get(&id)
+                        .is_some_and(|c| c.ack_pending.as_ref().is_some_and(|(_, k)| k == key));
                     if no_ack {
                         tracing::info!(call = %id, "no ACK for our 200 (Timer H): BYE");
                         if let Some(c) = self.calls.get_mut(&id) {
                             c.ack_pending = None;
                         }
-                        self.events
-                            .push_back(CallEvent::CallerHangup { call: id.clone(), reason: HangupReason::NoAck });
+                        self.events.push_back(CallEvent::CallerHangup {
+                            call: id.clone(),
+                            reason: HangupReason::NoAck,
+                        });
                         self.hangup(now, &id);
                     }
                 }
@@ -1146,10 +1393,19 @@ impl Endpoint {
     }
 
     fn stop_2xx_retransmissions(&mut self, now: Instant, call_id: &CallId) {
-        let Some(key) = self.calls.get_mut(call_id).and_then(|c| c.ack_pending.take()).map(|(_, k)| k) else {
+        let Some(key) = self
+            .calls
+            .get_mut(call_id)
+            .and_then(|c| c.ack_pending.take())
+            .map(|(_, k)| k)
+        else {
             return;
         };
-        if let Some(ServerEntry { tx: ServerTx::Invite(tx), .. }) = self.server.get_mut(&key) {
+        if let Some(ServerEntry {
+            tx: ServerTx::Invite(tx),
+            ..
+        }) = self.server.get_mut(&key)
+        {
             tx.handle_ack(now);
         }
         self.drain_server(now, &key);
@@ -1161,7 +1417,10 @@ impl Endpoint {
         };
         let dest = entry.dest;
         while let Some(p) = entry.tx.poll_transmit() {
-            self.transmits.push_back(Transmit { peer: dest, payload: p });
+            self.transmits.push_back(Transmit {
+                peer: dest,
+                payload: p,
+            });
         }
         let mut events = Vec::new();
         while let Some(e) = entry.tx.poll_event() {
@@ -1181,7 +1440,10 @@ impl Endpoint {
                 (TxEvent::Response(resp), Purpose::Refer(id)) => {
                     let code = resp.code().unwrap_or(500);
                     if code < 300 {
-                        self.events.push_back(CallEvent::TransferProgress { call: id.clone(), code });
+                        self.events.push_back(CallEvent::TransferProgress {
+                            call: id.clone(),
+                            code,
+                        });
                     } else {
                         if let Some(c) = self.calls.get_mut(id) {
                             c.refer_deadline = None;
@@ -1196,8 +1458,10 @@ impl Endpoint {
                     if let Some(c) = self.calls.get_mut(id) {
                         c.refer_deadline = None;
                     }
-                    self.events
-                        .push_back(CallEvent::TransferResult { call: id.clone(), outcome: TransferOutcome::Timeout });
+                    self.events.push_back(CallEvent::TransferResult {
+                        call: id.clone(),
+                        outcome: TransferOutcome::Timeout,
+                    });
                 }
                 (TxEvent::Response(resp), Purpose::Register(i)) => {
                     if let Some(r) = self.registrations.get_mut(*i) {
@@ -1229,30 +1493,59 @@ impl Endpoint {
         let deadline = r.poll_timeout();
         let status = r.status().clone();
         let trunk = r.trunk().to_string();
-        let dest = Peer { transport: Transport::Udp, addr: r.registrar() };
+        let dest = Peer {
+            transport: Transport::Udp,
+            addr: r.registrar(),
+        };
         self.schedule(Owner::Registration(i), deadline);
-        let changed = self.reported.get(i).is_some_and(|last| last.as_ref() != Some(&status));
+        let changed = self
+            .reported
+            .get(i)
+            .is_some_and(|last| last.as_ref() != Some(&status));
         if changed {
             if let Some(slot) = self.reported.get_mut(i) {
                 *slot = Some(status.clone());
             }
             let up = matches!(status, RegistrationStatus::Registered { .. });
-            metrics::gauge!("voicenav_sip_trunk_registered", "trunk" => trunk.clone()).set(if up { 1.0 } else { 0.0 });
+            metrics::gauge!("voicenav_sip_trunk_registered", "trunk" => trunk.clone()).set(if up {
+                1.0
+            } else {
+                0.0
+            });
             match &status {
                 RegistrationStatus::Failed { reason, retry_in } => {
-                    tracing::warn!(trunk, reason, retry_in_s = retry_in.as_secs_f32(), "trunk registration failed")
+                    tracing::warn!(
+                        trunk,
+                        reason,
+                        retry_in_s = retry_in.as_secs_f32(),
+                        "trunk registration failed"
+                    )
                 }
                 s => tracing::info!(trunk, status = ?s, "trunk registration"),
             }
-            self.events.push_back(CallEvent::Registration { trunk, status });
+            self.events
+                .push_back(CallEvent::Registration { trunk, status });
         }
         for mut req in requests {
             let branch = self.branch();
             let via = self.via(Transport::Udp, &branch);
-            req.headers.insert(0, message::Header { name: "Via".into(), value: via });
+            req.headers.insert(
+                0,
+                message::Header {
+                    name: "Via".into(),
+                    value: via,
+                },
+            );
             req.push_header("User-Agent", self.cfg.user_agent.clone());
             let tx = NonInviteClient::new(now, self.cfg.timers, false, req.to_bytes());
-            self.client.insert(branch.clone(), ClientEntry { tx, dest, purpose: Purpose::Register(i) });
+            self.client.insert(
+                branch.clone(),
+                ClientEntry {
+                    tx,
+                    dest,
+                    purpose: Purpose::Register(i),
+                },
+            );
             self.drain_client(now, &branch);
         }
     }
@@ -1261,7 +1554,9 @@ impl Endpoint {
 
     fn close_call(&mut self, call_id: &CallId) {
         if self.calls.remove(call_id).is_some() {
-            self.events.push_back(CallEvent::Closed { call: call_id.clone() });
+            self.events.push_back(CallEvent::Closed {
+                call: call_id.clone(),
+            });
             metrics::gauge!("voicenav_sip_calls_active").set(self.calls.len() as f64);
         }
     }
@@ -1286,13 +1581,21 @@ impl Endpoint {
     }
 
     fn via(&self, transport: Transport, branch: &str) -> String {
-        format!("SIP/2.0/{} {}:{};branch={branch};rport", transport.as_str(), self.cfg.host, self.port(transport))
+        format!(
+            "SIP/2.0/{} {}:{};branch={branch};rport",
+            transport.as_str(),
+            self.cfg.host,
+            self.port(transport)
+        )
     }
 
     fn contact_uri(&self, transport: Transport) -> String {
         match transport {
             Transport::Udp => format!("sip:voicenav@{}:{}", self.cfg.host, self.cfg.udp_port),
-            Transport::Tcp => format!("sip:voicenav@{}:{};transport=tcp", self.cfg.host, self.cfg.tcp_port),
+            Transport::Tcp => format!(
+                "sip:voicenav@{}:{};transport=tcp",
+                self.cfg.host, self.cfg.tcp_port
+            ),
         }
     }
 
@@ -1309,8 +1612,12 @@ fn patch_via(msg: &mut Message, via: &Via, peer: Peer) -> Peer {
     let wants_rport = via.has_param("rport");
     let host_differs = via.host.trim_start_matches('[').trim_end_matches(']') != src_ip;
     if wants_rport || host_differs {
-        let mut params: Vec<(String, Option<String>)> =
-            via.params.iter().filter(|(k, _)| k != "received" && k != "rport").cloned().collect();
+        let mut params: Vec<(String, Option<String>)> = via
+            .params
+            .iter()
+            .filter(|(k, _)| k != "received" && k != "rport")
+            .cloned()
+            .collect();
         params.push(("received".into(), Some(src_ip)));
         if wants_rport {
             params.push(("rport".into(), Some(peer.addr.port().to_string())));
@@ -1325,7 +1632,11 @@ fn patch_via(msg: &mut Message, via: &Via, peer: Peer) -> Peer {
             }
         }
         // Replace the first value of the first Via header line.
-        if let Some(h) = msg.headers.iter_mut().find(|h| h.name.eq_ignore_ascii_case("Via")) {
+        if let Some(h) = msg
+            .headers
+            .iter_mut()
+            .find(|h| h.name.eq_ignore_ascii_case("Via"))
+        {
             let rest: Vec<&str> = message::split_list(&h.value).into_iter().skip(1).collect();
             let mut all = vec![value];
             all.extend(rest.into_iter().map(str::to_string));
@@ -1335,7 +1646,10 @@ fn patch_via(msg: &mut Message, via: &Via, peer: Peer) -> Peer {
     if peer.transport.is_reliable() || wants_rport {
         peer
     } else {
-        Peer { transport: peer.transport, addr: SocketAddr::new(peer.addr.ip(), via.port.unwrap_or(5060)) }
+        Peer {
+            transport: peer.transport,
+            addr: SocketAddr::new(peer.addr.ip(), via.port.unwrap_or(5060)),
+        }
     }
 }
 
@@ -1354,7 +1668,10 @@ pub fn parse_dtmf_relay(body: &[u8]) -> Option<(char, u32)> {
                 digit = match v {
                     "10" => Some('*'),
                     "11" => Some('#'),
-                    _ if v.len() == 1 => v.chars().next().filter(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(*c)),
+                    _ if v.len() == 1 => v
+                        .chars()
+                        .next()
+                        .filter(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(*c)),
                     _ => None,
                 }
                 .map(|c| c.to_ascii_uppercase());

@@ -98,8 +98,16 @@ impl fmt::Display for Method {
 /// The first line of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartLine {
-    Request { method: Method, uri: String, version: String },
-    Response { version: String, code: u16, reason: String },
+    Request {
+        method: Method,
+        uri: String,
+        version: String,
+    },
+    Response {
+        version: String,
+        code: u16,
+        reason: String,
+    },
 }
 
 /// One header field as received: canonical name (compact forms expanded) and raw value
@@ -128,7 +136,10 @@ pub struct Rejection {
 
 impl Rejection {
     fn new(code: u16, reason: impl Into<String>) -> Rejection {
-        Rejection { code, reason: reason.into() }
+        Rejection {
+            code,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -217,7 +228,10 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
     if bytes.len() > MAX_MESSAGE {
         return Err(ParseError::TooLarge);
     }
-    let start = bytes.iter().position(|b| *b != b'\r' && *b != b'\n').ok_or(ParseError::Empty)?;
+    let start = bytes
+        .iter()
+        .position(|b| *b != b'\r' && *b != b'\n')
+        .ok_or(ParseError::Empty)?;
     let bytes = &bytes[start..];
     let (head_len, body_start) = find_head_end(bytes).ok_or(ParseError::NoHeaderEnd)?;
     let head = String::from_utf8_lossy(&bytes[..head_len]);
@@ -229,9 +243,9 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
     for line in lines {
         if line.starts_with([' ', '\t']) {
             // Folded continuation of the previous header's value.
-            let last = headers
-                .last_mut()
-                .ok_or_else(|| ParseError::HeaderLine(format!("continuation before any header: {line:?}")))?;
+            let last = headers.last_mut().ok_or_else(|| {
+                ParseError::HeaderLine(format!("continuation before any header: {line:?}"))
+            })?;
             let cont = line.trim();
             if !cont.is_empty() {
                 if !last.value.is_empty() {
@@ -241,17 +255,31 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
             }
             continue;
         }
-        let colon =
-            line.find(':').ok_or_else(|| ParseError::HeaderLine(format!("no colon in {:?}", truncate(line, 60))))?;
+        let colon = line.find(':').ok_or_else(|| {
+            ParseError::HeaderLine(format!("no colon in {:?}", truncate(line, 60)))
+        })?;
         let name = line[..colon].trim_end_matches([' ', '\t']);
         if !is_token(name) {
-            return Err(ParseError::HeaderLine(format!("bad header name {:?}", truncate(name, 60))));
+            return Err(ParseError::HeaderLine(format!(
+                "bad header name {:?}",
+                truncate(name, 60)
+            )));
         }
-        headers.push(Header { name: canonical_name(name), value: line[colon + 1..].trim().to_string() });
+        headers.push(Header {
+            name: canonical_name(name),
+            value: line[colon + 1..].trim().to_string(),
+        });
     }
     let mut body = bytes[body_start..].to_vec();
-    let mut msg = Message { start, headers, body: Vec::new() };
-    if let Some(Ok(len)) = msg.header("Content-Length").map(|v| v.trim().parse::<usize>()) {
+    let mut msg = Message {
+        start,
+        headers,
+        body: Vec::new(),
+    };
+    if let Some(Ok(len)) = msg
+        .header("Content-Length")
+        .map(|v| v.trim().parse::<usize>())
+    {
         if len < body.len() {
             body.truncate(len);
         }
@@ -287,7 +315,11 @@ fn truncate(s: &str, n: usize) -> &str {
 
 fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
     let bad = || ParseError::StartLine(truncate(line, 80).to_string());
-    if line.starts_with("SIP/") || line.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/")) {
+    if line.starts_with("SIP/")
+        || line
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
+    {
         let mut parts = line.splitn(3, ' ');
         let version = parts.next().ok_or_else(bad)?.to_string();
         let code_s = parts.next().ok_or_else(bad)?;
@@ -296,23 +328,40 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
             return Err(bad());
         }
         let reason = parts.next().unwrap_or("").to_string();
-        return Ok(StartLine::Response { version, code, reason });
+        return Ok(StartLine::Response {
+            version,
+            code,
+            reason,
+        });
     }
     // Request-Line = Method SP Request-URI SP SIP-Version (RFC 3261 §7.1). Extra spaces
     // inside keep the line parseable (the URI then holds whitespace and gets a 400).
     let (method, rest) = line.split_once(' ').ok_or_else(bad)?;
     let (uri, version) = rest.rsplit_once(' ').ok_or_else(bad)?;
-    if !is_token(method) || !version.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/")) || uri.trim().is_empty() {
+    if !is_token(method)
+        || !version
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
+        || uri.trim().is_empty()
+    {
         return Err(bad());
     }
-    Ok(StartLine::Request { method: Method::parse(method), uri: uri.to_string(), version: version.to_string() })
+    Ok(StartLine::Request {
+        method: Method::parse(method),
+        uri: uri.to_string(),
+        version: version.to_string(),
+    })
 }
 
 impl Message {
     /// A new request with no headers.
     pub fn request(method: Method, uri: impl Into<String>) -> Message {
         Message {
-            start: StartLine::Request { method, uri: uri.into(), version: "SIP/2.0".into() },
+            start: StartLine::Request {
+                method,
+                uri: uri.into(),
+                version: "SIP/2.0".into(),
+            },
             headers: Vec::new(),
             body: Vec::new(),
         }
@@ -345,12 +394,18 @@ impl Message {
 
     /// First value of a header (name compared case-insensitively; compact forms expanded).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
     }
 
     /// Every header line of that name, in order.
     pub fn header_lines<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
     }
 
     /// Every comma-separated value of a list header (Via, Route, Contact…), in order.
@@ -359,7 +414,10 @@ impl Message {
     }
 
     pub fn push_header(&mut self, name: &str, value: impl Into<String>) {
-        self.headers.push(Header { name: name.to_string(), value: value.into() });
+        self.headers.push(Header {
+            name: name.to_string(),
+            value: value.into(),
+        });
     }
 
     /// Replaces every header of that name with one value (or appends it).
@@ -383,7 +441,9 @@ impl Message {
 
     /// The top Via (the first value of the first Via header).
     pub fn top_via(&self) -> Option<Via> {
-        self.header_values("Via").first().and_then(|v| Via::parse(v))
+        self.header_values("Via")
+            .first()
+            .and_then(|v| Via::parse(v))
     }
 
     pub fn from_tag(&self) -> Option<String> {
@@ -401,7 +461,12 @@ impl Message {
     /// The RFC 3261 §8.2 / §16.3 checks a UAS makes before acting on a request. A message
     /// failing one is answered with the returned code and reason (never acted upon).
     pub fn check_request(&self) -> Result<(), Rejection> {
-        let StartLine::Request { method, uri, version } = &self.start else {
+        let StartLine::Request {
+            method,
+            uri,
+            version,
+        } = &self.start
+        else {
             return Ok(());
         };
         if !version.eq_ignore_ascii_case("SIP/2.0") {
@@ -426,13 +491,22 @@ impl Message {
         }
         for c in self.header_values("Contact") {
             let params = c.rfind('>').map(|i| &c[i + 1..]).unwrap_or("").trim();
-            let params_ok = params.is_empty() || params.strip_prefix(';').is_some_and(params_well_formed);
+            let params_ok =
+                params.is_empty() || params.strip_prefix(';').is_some_and(params_well_formed);
             if c != "*" && (NameAddr::parse(c).is_none() || !params_ok) {
                 return Err(Rejection::new(400, "Malformed Contact header"));
             }
         }
         let count = |name: &str| self.header_lines(name).count();
-        for name in ["From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length", "Content-Type"] {
+        for name in [
+            "From",
+            "To",
+            "Call-ID",
+            "CSeq",
+            "Max-Forwards",
+            "Content-Length",
+            "Content-Type",
+        ] {
             if count(name) > 1 {
                 return Err(Rejection::new(400, format!("Multiple {name} headers")));
             }
@@ -441,7 +515,10 @@ impl Message {
             return Err(Rejection::new(400, "Malformed CSeq header"));
         };
         if &cseq_method != method {
-            return Err(Rejection::new(400, "CSeq method does not match the request method"));
+            return Err(Rejection::new(
+                400,
+                "CSeq method does not match the request method",
+            ));
         }
         let from = self.header("From").and_then(NameAddr::parse);
         let to = self.header("To").and_then(NameAddr::parse);
@@ -451,7 +528,10 @@ impl Message {
         if to.is_none() {
             return Err(Rejection::new(400, "Malformed To header"));
         }
-        if self.call_id().is_none_or(|c| c.is_empty() || c.contains(char::is_whitespace)) {
+        if self
+            .call_id()
+            .is_none_or(|c| c.is_empty() || c.contains(char::is_whitespace))
+        {
             return Err(Rejection::new(400, "Malformed Call-ID header"));
         }
         if let Some(cl) = self.header("Content-Length") {
@@ -477,7 +557,9 @@ impl Message {
             return Err(Rejection::new(400, "Malformed Request-URI"));
         }
         match uri.split_once(':') {
-            Some((scheme, _)) if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") => {
+            Some((scheme, _))
+                if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") =>
+            {
                 if SipUri::parse(uri).is_none() {
                     return Err(Rejection::new(400, "Malformed Request-URI"));
                 }
@@ -494,9 +576,15 @@ impl Message {
             }
         }
         if let Some(req) = self.header("Require") {
-            let unsupported: Vec<&str> = split_list(req).into_iter().filter(|o| !SUPPORTED.contains(o)).collect();
+            let unsupported: Vec<&str> = split_list(req)
+                .into_iter()
+                .filter(|o| !SUPPORTED.contains(o))
+                .collect();
             if !unsupported.is_empty() && !matches!(method, Method::Cancel | Method::Ack) {
-                return Err(Rejection { code: 420, reason: format!("Bad Extension: {}", unsupported.join(", ")) });
+                return Err(Rejection {
+                    code: 420,
+                    reason: format!("Bad Extension: {}", unsupported.join(", ")),
+                });
             }
         }
         Ok(())
@@ -506,12 +594,18 @@ impl Message {
     /// Call-ID, CSeq); `to_tag` is added to To when it has none (not for 100).
     pub fn response_to(req: &Message, code: u16, reason: &str, to_tag: Option<&str>) -> Message {
         let mut m = Message {
-            start: StartLine::Response { version: "SIP/2.0".into(), code, reason: reason.to_string() },
+            start: StartLine::Response {
+                version: "SIP/2.0".into(),
+                code,
+                reason: reason.to_string(),
+            },
             headers: Vec::new(),
             body: Vec::new(),
         };
         for h in &req.headers {
-            let keep = ["Via", "From", "Call-ID", "CSeq"].iter().any(|n| h.name.eq_ignore_ascii_case(n))
+            let keep = ["Via", "From", "Call-ID", "CSeq"]
+                .iter()
+                .any(|n| h.name.eq_ignore_ascii_case(n))
                 || (h.name.eq_ignore_ascii_case("Record-Route") && (101..300).contains(&code));
             if keep {
                 m.headers.push(h.clone());
@@ -523,7 +617,10 @@ impl Message {
                         value.push_str(tag);
                     }
                 }
-                m.headers.push(Header { name: "To".into(), value });
+                m.headers.push(Header {
+                    name: "To".into(),
+                    value,
+                });
             }
         }
         m
@@ -533,10 +630,18 @@ impl Message {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut s = String::with_capacity(512 + self.body.len());
         match &self.start {
-            StartLine::Request { method, uri, version } => {
+            StartLine::Request {
+                method,
+                uri,
+                version,
+            } => {
                 let _ = write!(s, "{method} {uri} {version}\r\n");
             }
-            StartLine::Response { version, code, reason } => {
+            StartLine::Response {
+                version,
+                code,
+                reason,
+            } => {
                 let _ = write!(s, "{version} {code} {reason}\r\n");
             }
         }
@@ -616,7 +721,10 @@ pub fn parse_params(s: &str) -> Vec<(String, Option<String>)> {
 
 /// Whether a `;`-separated parameter list has no empty parameter (`;;` is malformed).
 fn params_well_formed(s: &str) -> bool {
-    s.trim().is_empty() || split_outside_quotes(s, ';').iter().all(|p| !p.trim().is_empty())
+    s.trim().is_empty()
+        || split_outside_quotes(s, ';')
+            .iter()
+            .all(|p| !p.trim().is_empty())
 }
 
 fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
@@ -668,11 +776,20 @@ impl Via {
         let transport = words.next()?.to_ascii_uppercase();
         let sent_by: String = words.collect::<Vec<_>>().join("");
         let (host, port) = split_host_port(&sent_by)?;
-        Some(Via { version: version.to_string(), transport, host, port, params: parse_params(params) })
+        Some(Via {
+            version: version.to_string(),
+            transport,
+            host,
+            port,
+            params: parse_params(params),
+        })
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref())
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
     }
 
     pub fn has_param(&self, name: &str) -> bool {
@@ -768,7 +885,11 @@ impl NameAddr {
                 None if rest.is_empty() => Vec::new(),
                 None => return None,
             };
-            return Some(NameAddr { display, uri, params });
+            return Some(NameAddr {
+                display,
+                uri,
+                params,
+            });
         }
         // addr-spec: parameters after the URI belong to the header, not the URI.
         let (uri, params) = match value.find(';') {
@@ -778,11 +899,18 @@ impl NameAddr {
         if uri.is_empty() || uri.contains(char::is_whitespace) || !uri.contains(':') {
             return None;
         }
-        Some(NameAddr { display: None, uri: uri.to_string(), params })
+        Some(NameAddr {
+            display: None,
+            uri: uri.to_string(),
+            params,
+        })
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref())
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
     }
 }
 
@@ -816,7 +944,13 @@ impl SipUri {
             return None;
         }
         let user = userinfo.map(|u| u.split(':').next().unwrap_or("").to_string());
-        Some(SipUri { scheme: scheme.to_ascii_lowercase(), user, host, port, params })
+        Some(SipUri {
+            scheme: scheme.to_ascii_lowercase(),
+            user,
+            host,
+            port,
+            params,
+        })
     }
 
     /// The address this URI points at when its host is an IP literal.
@@ -827,7 +961,10 @@ impl SipUri {
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref())
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
     }
 }
 
@@ -884,18 +1021,56 @@ i: abc\r\nf: <sip:a@b>;tag=1\r\nt: sip:x@example.com\r\ncseq: 0009\r\n  OPTIONS\
     #[test]
     fn parseable_but_bad_gets_a_reason() {
         let no_callid = INVITE.replace("Call-ID: 1@127.0.0.1\r\n", "");
-        let r = parse(no_callid.as_bytes()).unwrap().check_request().unwrap_err();
+        let r = parse(no_callid.as_bytes())
+            .unwrap()
+            .check_request()
+            .unwrap_err();
         assert_eq!((r.code, r.reason.as_str()), (400, "Missing Call-ID header"));
         let mismatch = INVITE.replace("CSeq: 1 INVITE", "CSeq: 1 ACK");
-        assert_eq!(parse(mismatch.as_bytes()).unwrap().check_request().unwrap_err().code, 400);
+        assert_eq!(
+            parse(mismatch.as_bytes())
+                .unwrap()
+                .check_request()
+                .unwrap_err()
+                .code,
+            400
+        );
         let short = INVITE.replace("Content-Length: 4", "Content-Length: 999");
-        assert_eq!(parse(short.as_bytes()).unwrap().check_request().unwrap_err().code, 400);
+        assert_eq!(
+            parse(short.as_bytes())
+                .unwrap()
+                .check_request()
+                .unwrap_err()
+                .code,
+            400
+        );
         let v = INVITE.replacen("SIP/2.0\r\n", "SIP/7.0\r\n", 1);
-        assert_eq!(parse(v.as_bytes()).unwrap().check_request().unwrap_err().code, 505);
+        assert_eq!(
+            parse(v.as_bytes())
+                .unwrap()
+                .check_request()
+                .unwrap_err()
+                .code,
+            505
+        );
         let scheme = INVITE.replacen("sip:bot@127.0.0.1:5060", "mailto:bot@example.com", 1);
-        assert_eq!(parse(scheme.as_bytes()).unwrap().check_request().unwrap_err().code, 416);
+        assert_eq!(
+            parse(scheme.as_bytes())
+                .unwrap()
+                .check_request()
+                .unwrap_err()
+                .code,
+            416
+        );
         let req = INVITE.replacen("Max-Forwards: 70", "Require: nothingweknow", 1);
-        assert_eq!(parse(req.as_bytes()).unwrap().check_request().unwrap_err().code, 420);
+        assert_eq!(
+            parse(req.as_bytes())
+                .unwrap()
+                .check_request()
+                .unwrap_err()
+                .code,
+            420
+        );
     }
 
     #[test]
@@ -912,14 +1087,18 @@ i: abc\r\nf: <sip:a@b>;tag=1\r\nt: sip:x@example.com\r\ncseq: 0009\r\n  OPTIONS\
 
     #[test]
     fn name_addr_and_uri() {
-        let n = NameAddr::parse("\"J \\\"R\\\"\" <sip:jdrosen@example.com;transport=tcp>;tag=98").unwrap();
+        let n = NameAddr::parse("\"J \\\"R\\\"\" <sip:jdrosen@example.com;transport=tcp>;tag=98")
+            .unwrap();
         assert_eq!(n.uri, "sip:jdrosen@example.com;transport=tcp");
         assert_eq!(n.param("tag"), Some("98"));
         let u = SipUri::parse("sip:user:pw@[::1]:5070;transport=tcp").unwrap();
         assert_eq!(u.user.as_deref(), Some("user"));
         assert_eq!(u.socket_addr(), Some("[::1]:5070".parse().unwrap()));
         assert!(NameAddr::parse("\"unbalanced <sip:a@b>").is_none());
-        assert_eq!(split_list("<sip:a,b@x>, \"x,y\" <sip:c@d>"), vec!["<sip:a,b@x>", "\"x,y\" <sip:c@d>"]);
+        assert_eq!(
+            split_list("<sip:a,b@x>, \"x,y\" <sip:c@d>"),
+            vec!["<sip:a,b@x>", "\"x,y\" <sip:c@d>"]
+        );
     }
 }
 

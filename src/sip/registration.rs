@@ -60,7 +60,12 @@ impl std::fmt::Debug for Registration {
 
 impl Registration {
     /// `ids` supplies randomness: Call-ID, tag and cnonce material.
-    pub fn new(now: Instant, cfg: RegistrationConfig, contact: String, ids: [u64; 3]) -> Registration {
+    pub fn new(
+        now: Instant,
+        cfg: RegistrationConfig,
+        contact: String,
+        ids: [u64; 3],
+    ) -> Registration {
         Registration {
             call_id: format!("reg-{:016x}", ids[0]),
             from_tag: format!("{:x}", ids[1]),
@@ -139,22 +144,36 @@ impl Registration {
                     .unwrap_or(self.cfg.expires);
                 self.failures = 0;
                 self.status = RegistrationStatus::Registered { expires: granted };
-                let refresh = Duration::from_secs(u64::from(granted)).mul_f64(0.8).max(Duration::from_secs(1));
+                let refresh = Duration::from_secs(u64::from(granted))
+                    .mul_f64(0.8)
+                    .max(Duration::from_secs(1));
                 self.next = Some(now + refresh);
             }
             401 | 407 => {
-                let header = if code == 401 { "WWW-Authenticate" } else { "Proxy-Authenticate" };
-                let challenges: Vec<Challenge> =
-                    resp.header_lines(header).filter_map(|v| Challenge::parse(v).ok()).collect();
+                let header = if code == 401 {
+                    "WWW-Authenticate"
+                } else {
+                    "Proxy-Authenticate"
+                };
+                let challenges: Vec<Challenge> = resp
+                    .header_lines(header)
+                    .filter_map(|v| Challenge::parse(v).ok())
+                    .collect();
                 // Prefer SHA-256 (RFC 7616 §3.7), else MD5.
                 let pick = challenges
                     .iter()
                     .find(|c| {
-                        matches!(c.algorithm, super::digest::Algorithm::Sha256 | super::digest::Algorithm::Sha256Sess)
+                        matches!(
+                            c.algorithm,
+                            super::digest::Algorithm::Sha256 | super::digest::Algorithm::Sha256Sess
+                        )
                     })
                     .or_else(|| challenges.first());
                 let (Some(ch), Some(pw)) = (pick, self.cfg.password.clone()) else {
-                    self.fail(now, format!("{code} without a usable challenge or no password configured"));
+                    self.fail(
+                        now,
+                        format!("{code} without a usable challenge or no password configured"),
+                    );
                     return;
                 };
                 if self.last_nonce.as_deref() == Some(ch.nonce.as_str()) && !ch.stale {
@@ -163,7 +182,14 @@ impl Registration {
                 }
                 self.last_nonce = Some(ch.nonce.clone());
                 self.nc += 1;
-                let auth = ch.answer("REGISTER", &self.request_uri(), &self.cfg.username, &pw, &self.cnonce, self.nc);
+                let auth = ch.answer(
+                    "REGISTER",
+                    &self.request_uri(),
+                    &self.cfg.username,
+                    &pw,
+                    &self.cnonce,
+                    self.nc,
+                );
                 let req = self.build(Some(auth));
                 let req = if code == 407 {
                     let mut r = req;
@@ -190,7 +216,10 @@ impl Registration {
         self.failures = self.failures.saturating_add(1);
         let factor = 2u32.saturating_pow(self.failures.saturating_sub(1).min(16));
         let retry = (self.cfg.backoff * factor).min(self.cfg.max_backoff);
-        self.status = RegistrationStatus::Failed { reason, retry_in: retry };
+        self.status = RegistrationStatus::Failed {
+            reason,
+            retry_in: retry,
+        };
         self.next = Some(now + retry);
     }
 
@@ -239,15 +268,29 @@ mod tests {
         assert_eq!(first.header("Authorization"), None);
         let srv = Challenger::new("carrier", "k");
         let ch = srv.challenges(9);
-        let challenge = reply(&first, 401, &[("WWW-Authenticate", &ch[1]), ("WWW-Authenticate", &ch[0])]);
+        let challenge = reply(
+            &first,
+            401,
+            &[("WWW-Authenticate", &ch[1]), ("WWW-Authenticate", &ch[0])],
+        );
         reg.handle_response(t0, &challenge);
         let second = reg.poll_request().unwrap();
         assert_eq!(second.cseq().unwrap().0, 2);
         let auth = second.header("Authorization").unwrap();
-        assert!(auth.contains("algorithm=SHA-256"), "SHA-256 preferred: {auth}");
-        assert_eq!(srv.verify(auth, "REGISTER", |_| Some("pw".into())).as_deref(), Some("voicenav"));
+        assert!(
+            auth.contains("algorithm=SHA-256"),
+            "SHA-256 preferred: {auth}"
+        );
+        assert_eq!(
+            srv.verify(auth, "REGISTER", |_| Some("pw".into()))
+                .as_deref(),
+            Some("voicenav")
+        );
         reg.handle_response(t0, &reply(&second, 200, &[("Expires", "100")]));
-        assert_eq!(reg.status(), &RegistrationStatus::Registered { expires: 100 });
+        assert_eq!(
+            reg.status(),
+            &RegistrationStatus::Registered { expires: 100 }
+        );
         assert_eq!(reg.poll_timeout(), Some(t0 + Duration::from_secs(80)));
     }
 
@@ -270,6 +313,10 @@ mod tests {
         for _ in 0..10 {
             reg.handle_transaction_timeout(t0);
         }
-        assert_eq!(reg.poll_timeout(), Some(t0 + Duration::from_secs(60)), "capped");
+        assert_eq!(
+            reg.poll_timeout(),
+            Some(t0 + Duration::from_secs(60)),
+            "capped"
+        );
     }
 }

@@ -40,14 +40,22 @@ pub struct TimerConfig {
 
 impl Default for TimerConfig {
     fn default() -> Self {
-        TimerConfig { t1: Duration::from_millis(500), t2: Duration::from_secs(4), t4: Duration::from_secs(5) }
+        TimerConfig {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
     }
 }
 
 impl TimerConfig {
     /// A configuration with the given T1 and T2/T4 kept in RFC proportion (T2 = 8·T1, T4 = 10·T1).
     pub fn with_t1(t1: Duration) -> TimerConfig {
-        TimerConfig { t1, t2: t1 * 8, t4: t1 * 10 }
+        TimerConfig {
+            t1,
+            t2: t1 * 8,
+            t4: t1 * 10,
+        }
     }
     /// 64·T1: Timers B, F, H, J.
     pub fn timeout(&self) -> Duration {

@@ -8,7 +8,11 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use crate::routing::TransferContext;
 
 /// Characters kept as-is in URL-encoded values (RFC 3986 unreserved).
-const VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 fn enc(s: &str) -> String {
     utf8_percent_encode(s, VALUE).to_string()
@@ -35,16 +39,26 @@ pub fn transfer_headers(ctx: &TransferContext) -> Vec<(String, String)> {
     if let Some(d) = &ctx.dialect {
         fields.push(("Dialect", d.clone()));
     }
-    let mut out: Vec<(String, String)> = fields.iter().map(|(k, v)| (format!("X-Voicenav-{k}"), v.clone())).collect();
+    let mut out: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| (format!("X-Voicenav-{k}"), v.clone()))
+        .collect();
     let uui: Vec<String> = fields
         .iter()
         .map(|(k, v)| {
             // The transcript is already URL-encoded; the others are encoded here.
-            let v = if *k == "Transcript" { v.clone() } else { enc(v) };
+            let v = if *k == "Transcript" {
+                v.clone()
+            } else {
+                enc(v)
+            };
             format!("{}={v}", k.to_ascii_lowercase())
         })
         .collect();
-    out.push(("User-to-User".into(), format!("{};encoding=hex", hex::encode(uui.join("&")))));
+    out.push((
+        "User-to-User".into(),
+        format!("{};encoding=hex", hex::encode(uui.join("&"))),
+    ));
     out
 }
 
@@ -57,7 +71,14 @@ pub fn decode_uui(value: &str) -> Option<Vec<(String, String)>> {
     Some(
         text.split('&')
             .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_string(), percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    percent_encoding::percent_decode_str(v)
+                        .decode_utf8_lossy()
+                        .into_owned(),
+                )
+            })
             .collect(),
     )
 }
@@ -71,7 +92,11 @@ pub fn sipfrag_status(body: &[u8]) -> Option<u16> {
     if !version.eq_ignore_ascii_case("SIP/2.0") {
         return None;
     }
-    parts.next()?.parse().ok().filter(|c| (100..700).contains(c))
+    parts
+        .next()?
+        .parse()
+        .ok()
+        .filter(|c| (100..700).contains(c))
 }
 
 #[cfg(test)]

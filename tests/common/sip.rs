@@ -24,20 +24,27 @@ pub struct SipServer {
 impl SipServer {
     pub fn start(edit: impl FnOnce(String) -> String) -> SipServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (cfg, ports) = write_config(dir.path(), |t| edit(t.replace("backend: whisper", "backend: none")));
+        let (cfg, ports) = write_config(dir.path(), |t| {
+            edit(t.replace("backend: whisper", "backend: none"))
+        });
         let server = Server::start(&cfg, ports, &[]);
         let sip: SocketAddr = ([127, 0, 0, 1], ports.sip).into();
         let deadline = Instant::now() + Duration::from_secs(30);
         let s = SipServer { server, sip, dir };
         while !s.answers_options() {
-            assert!(Instant::now() < deadline, "voicenav serve did not answer OPTIONS on {sip}:\n{}", s.server.log());
+            assert!(
+                Instant::now() < deadline,
+                "voicenav serve did not answer OPTIONS on {sip}:\n{}",
+                s.server.log()
+            );
         }
         s
     }
 
     fn answers_options(&self) -> bool {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("udp");
-        sock.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
         let local = sock.local_addr().expect("addr");
         let _ = sock.send_to(options(&local).as_bytes(), self.sip);
         let mut buf = [0u8; 4096];
@@ -51,7 +58,9 @@ impl SipServer {
 
     /// The Prometheus text of /metrics.
     pub fn metrics(&self) -> String {
-        http_get(self.server.ports.http, "/metrics").map(|(_, body)| body).unwrap_or_default()
+        http_get(self.server.ports.http, "/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default()
     }
 }
 
@@ -67,7 +76,9 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
 fn rand_u32() -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    std::process::id().wrapping_mul(7919).wrapping_add(N.fetch_add(1, Ordering::Relaxed))
+    std::process::id()
+        .wrapping_mul(7919)
+        .wrapping_add(N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Runs SIPp against `target` with a scenario from tests/sipp/ (bounded by `-timeout`).
@@ -82,13 +93,28 @@ pub fn sipp_args(args: &[&str], extra: &[&str]) -> Output {
     let media = free_port().to_string();
     let out = Command::new("sipp")
         .args(args)
-        .args(["-i", "127.0.0.1", "-p", &port, "-mp", &media, "-timeout", "60s", "-timeout_error", "-nostdin"])
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-mp",
+            &media,
+            "-timeout",
+            "60s",
+            "-timeout_error",
+            "-nostdin",
+        ])
         .args(extra)
         .stdin(Stdio::null())
         .output()
         .expect("running sipp");
     if !out.status.success() {
-        eprintln!("sipp {args:?} failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stdout));
+        eprintln!(
+            "sipp {args:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        );
         eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     }
     out

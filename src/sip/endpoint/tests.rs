@@ -16,7 +16,12 @@ struct Sim {
 }
 
 fn media() -> LocalMedia {
-    LocalMedia { address: "127.0.0.1".parse().unwrap(), rtp_port: 20000, session_id: 1, version: 1 }
+    LocalMedia {
+        address: "127.0.0.1".parse().unwrap(),
+        rtp_port: 20000,
+        session_id: 1,
+        version: 1,
+    }
 }
 
 impl Sim {
@@ -25,7 +30,10 @@ impl Sim {
         Sim {
             ep: Endpoint::new(now, cfg),
             now,
-            peer: Peer { transport: Transport::Udp, addr: CALLER.parse().unwrap() },
+            peer: Peer {
+                transport: Transport::Udp,
+                addr: CALLER.parse().unwrap(),
+            },
         }
     }
 
@@ -38,7 +46,9 @@ impl Sim {
     }
 
     fn out(&mut self) -> Vec<Message> {
-        std::iter::from_fn(|| self.ep.poll_transmit()).map(|t| parse(&t.payload).unwrap()).collect()
+        std::iter::from_fn(|| self.ep.poll_transmit())
+            .map(|t| parse(&t.payload).unwrap())
+            .collect()
     }
 
     fn codes(&mut self) -> Vec<u16> {
@@ -79,7 +89,15 @@ Contact: <sip:caller@{CALLER}>\r\nMax-Forwards: 70\r\nContent-Type: application/
     )
 }
 
-fn in_dialog(method: &str, call: &str, branch: &str, cseq: u32, to_tag: &str, extra: &str, body: &str) -> String {
+fn in_dialog(
+    method: &str,
+    call: &str,
+    branch: &str,
+    cseq: u32,
+    to_tag: &str,
+    extra: &str,
+    body: &str,
+) -> String {
     format!(
         "{method} sip:voicenav@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch={branch}\r\n\
 From: <sip:02088886666@127.0.0.1>;tag=ct\r\nTo: <sip:bot@127.0.0.1>;tag={to_tag}\r\nCall-ID: {call}\r\n\
@@ -95,13 +113,24 @@ fn established(sim: &mut Sim, call: &str) -> String {
     let ev = sim.events();
     assert!(matches!(&ev[0], CallEvent::Incoming { ani, remote_rtp, .. }
         if ani == "02088886666" && *remote_rtp == Some("127.0.0.1:6000".parse().unwrap())));
-    sim.ep.handle_command(sim.now, CallCommand::Answer { call: CallId(call.into()), media: media() });
+    sim.ep.handle_command(
+        sim.now,
+        CallCommand::Answer {
+            call: CallId(call.into()),
+            media: media(),
+        },
+    );
     let ok = sim.out().pop().unwrap();
     assert_eq!(ok.code(), Some(200));
     let tag = ok.to_tag().unwrap();
     assert!(String::from_utf8_lossy(&ok.body).contains("m=audio 20000 RTP/AVP 0 101"));
     sim.send(&in_dialog("ACK", call, "z9hG4bK-ack", 1, &tag, "", ""));
-    assert_eq!(sim.events(), vec![CallEvent::Established { call: CallId(call.into()) }]);
+    assert_eq!(
+        sim.events(),
+        vec![CallEvent::Established {
+            call: CallId(call.into())
+        }]
+    );
     tag
 }
 
@@ -112,8 +141,19 @@ fn basic_call_then_caller_bye() {
     sim.send(&in_dialog("BYE", "c1", "z9hG4bK-bye", 2, &tag, "", ""));
     assert_eq!(sim.codes(), vec![200]);
     let ev = sim.events();
-    assert_eq!(ev[0], CallEvent::CallerHangup { call: CallId("c1".into()), reason: HangupReason::Bye });
-    assert_eq!(ev[1], CallEvent::Closed { call: CallId("c1".into()) });
+    assert_eq!(
+        ev[0],
+        CallEvent::CallerHangup {
+            call: CallId("c1".into()),
+            reason: HangupReason::Bye
+        }
+    );
+    assert_eq!(
+        ev[1],
+        CallEvent::Closed {
+            call: CallId("c1".into())
+        }
+    );
     assert_eq!(sim.ep.active_calls(), 0);
     // Retransmitted BYE gets the same 200 from its transaction.
     sim.send(&in_dialog("BYE", "c1", "z9hG4bK-bye", 2, &tag, "", ""));
@@ -135,7 +175,13 @@ fn lost_ack_retransmits_200_then_bye_after_timer_h() {
     sim.send(&invite("c3", "z9hG4bK-b", 1, None, OFFER));
     sim.events();
     let start = sim.now;
-    sim.ep.handle_command(sim.now, CallCommand::Answer { call: CallId("c3".into()), media: media() });
+    sim.ep.handle_command(
+        sim.now,
+        CallCommand::Answer {
+            call: CallId("c3".into()),
+            media: media(),
+        },
+    );
     let mut oks = sim.codes().iter().filter(|c| **c == 200).count();
     let mut bye = None;
     for _ in 0..100 {
@@ -155,12 +201,21 @@ fn lost_ack_retransmits_200_then_bye_after_timer_h() {
     assert!(oks >= 8, "200 retransmitted on Timer G ({oks})");
     assert_eq!(sim.now - start, TimerConfig::default().timeout());
     let ev = sim.events();
-    assert!(ev.contains(&CallEvent::CallerHangup { call: CallId("c3".into()), reason: HangupReason::NoAck }));
+    assert!(ev.contains(&CallEvent::CallerHangup {
+        call: CallId("c3".into()),
+        reason: HangupReason::NoAck
+    }));
     // The caller answers the BYE: the call is closed.
     let mut ok = Message::response_to(&bye, 200, "OK", None);
-    ok.start = message::StartLine::Response { version: "SIP/2.0".into(), code: 200, reason: "OK".into() };
+    ok.start = message::StartLine::Response {
+        version: "SIP/2.0".into(),
+        code: 200,
+        reason: "OK".into(),
+    };
     sim.ep.handle_input(sim.now, sim.peer, &ok.to_bytes());
-    assert!(sim.events().contains(&CallEvent::Closed { call: CallId("c3".into()) }));
+    assert!(sim.events().contains(&CallEvent::Closed {
+        call: CallId("c3".into())
+    }));
 }
 
 #[test]
@@ -176,10 +231,19 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     );
     sim.send(&cancel);
     let out = sim.out();
-    let got: Vec<(u16, Method)> = out.iter().map(|m| (m.code().unwrap(), m.cseq().unwrap().1)).collect();
+    let got: Vec<(u16, Method)> = out
+        .iter()
+        .map(|m| (m.code().unwrap(), m.cseq().unwrap().1))
+        .collect();
     assert_eq!(got, vec![(200, Method::Cancel), (487, Method::Invite)]);
     let ev = sim.events();
-    assert_eq!(ev[0], CallEvent::CallerHangup { call: CallId("c4".into()), reason: HangupReason::Cancel });
+    assert_eq!(
+        ev[0],
+        CallEvent::CallerHangup {
+            call: CallId("c4".into()),
+            reason: HangupReason::Cancel
+        }
+    );
     // The ACK for the 487 is absorbed; the 487 is no longer retransmitted.
     let tag = out[1].to_tag().unwrap();
     let ack = format!(
@@ -207,14 +271,25 @@ From: <sip:p@127.0.0.1>;tag=1\r\nTo: <sip:bot@127.0.0.1>\r\nCall-ID: o1\r\nCSeq:
     assert_eq!(ok.code(), Some(200));
     assert_eq!(ok.header("Allow"), Some(ALLOW));
     assert!(ok.header("Accept").unwrap().contains("application/sdp"));
-    sim.send(&options.replace("OPTIONS", "FROBNICATE").replace("z9hG4bK-o", "z9hG4bK-f"));
+    sim.send(
+        &options
+            .replace("OPTIONS", "FROBNICATE")
+            .replace("z9hG4bK-o", "z9hG4bK-f"),
+    );
     assert_eq!(sim.codes(), vec![501]);
     sim.send("\u{1}\u{2} definitely not SIP");
     assert!(sim.out().is_empty());
     assert_eq!(sim.ep.stats().dropped, 1);
-    sim.send(&options.replace("Call-ID: o1\r\n", "").replace("z9hG4bK-o", "z9hG4bK-p"));
+    sim.send(
+        &options
+            .replace("Call-ID: o1\r\n", "")
+            .replace("z9hG4bK-o", "z9hG4bK-p"),
+    );
     let bad = sim.out().pop().unwrap();
-    assert_eq!((bad.code(), bad_reason(&bad)), (Some(400), "Missing Call-ID header".to_string()));
+    assert_eq!(
+        (bad.code(), bad_reason(&bad)),
+        (Some(400), "Missing Call-ID header".to_string())
+    );
 }
 
 fn bad_reason(m: &Message) -> String {
@@ -230,7 +305,11 @@ fn rport_and_received_are_filled_in() {
     sim.peer.addr = "127.0.0.1:40000".parse().unwrap();
     sim.send(&invite("c5", "z9hG4bK-r", 1, None, OFFER));
     let t = sim.ep.poll_transmit().unwrap();
-    assert_eq!(t.peer.addr, "127.0.0.1:40000".parse().unwrap(), "answered to the source port (rport)");
+    assert_eq!(
+        t.peer.addr,
+        "127.0.0.1:40000".parse().unwrap(),
+        "answered to the source port (rport)"
+    );
     let via = parse(&t.payload).unwrap().top_via().unwrap();
     assert_eq!(via.param("rport"), Some("40000"));
     assert_eq!(via.param("received"), Some("127.0.0.1"));
@@ -251,7 +330,13 @@ fn overload_gives_503_with_retry_after() {
     cfg.max_calls_per_second = 2;
     let mut sim = Sim::new(cfg);
     for i in 0..3 {
-        sim.send(&invite(&format!("r{i}"), &format!("z9hG4bK-r{i}"), 1, None, OFFER));
+        sim.send(&invite(
+            &format!("r{i}"),
+            &format!("z9hG4bK-r{i}"),
+            1,
+            None,
+            OFFER,
+        ));
     }
     let codes = sim.codes();
     assert_eq!(codes.iter().filter(|c| **c == 503).count(), 1, "{codes:?}");
@@ -267,16 +352,24 @@ fn acl_forbids_or_challenges() {
     assert!(sim.events().is_empty());
 
     let mut cfg = EndpointConfig::loopback(5060);
-    cfg.acl = Acl::new(vec!["10.0.0.0/8".parse().unwrap()], vec![("pbx".into(), "pw".into())], "voicenav", "s");
+    cfg.acl = Acl::new(
+        vec!["10.0.0.0/8".parse().unwrap()],
+        vec![("pbx".into(), "pw".into())],
+        "voicenav",
+        "s",
+    );
     let mut sim = Sim::new(cfg);
     sim.send(&invite("c9", "z9hG4bK-9", 1, None, OFFER));
     let out = sim.out();
     let challenge = out.last().unwrap();
     assert_eq!(challenge.code(), Some(401));
-    let ch = crate::sip::digest::Challenge::parse(challenge.header("WWW-Authenticate").unwrap()).unwrap();
+    let ch = crate::sip::digest::Challenge::parse(challenge.header("WWW-Authenticate").unwrap())
+        .unwrap();
     let auth = ch.answer("INVITE", "sip:bot@127.0.0.1:5060", "pbx", "pw", "cn", 1);
-    let retry = invite("c9", "z9hG4bK-9b", 2, None, OFFER)
-        .replace("Max-Forwards", &format!("Authorization: {auth}\r\nMax-Forwards"));
+    let retry = invite("c9", "z9hG4bK-9b", 2, None, OFFER).replace(
+        "Max-Forwards",
+        &format!("Authorization: {auth}\r\nMax-Forwards"),
+    );
     sim.send(&retry);
     assert_eq!(sim.codes(), vec![100]);
     assert!(matches!(sim.events()[0], CallEvent::Incoming { .. }));
@@ -306,17 +399,36 @@ fn info_dtmf_and_reinvite_hold() {
     );
     sim.send(&info);
     assert_eq!(sim.codes(), vec![200]);
-    assert_eq!(sim.events(), vec![CallEvent::Dtmf { call: CallId("c11".into()), digit: '5', duration_ms: 160 }]);
+    assert_eq!(
+        sim.events(),
+        vec![CallEvent::Dtmf {
+            call: CallId("c11".into()),
+            digit: '5',
+            duration_ms: 160
+        }]
+    );
     let hold = format!("{OFFER}a=sendonly\r\n");
     sim.send(&invite("c11", "z9hG4bK-h", 3, Some(&tag), &hold));
     let out = sim.out();
     let ok = out.iter().find(|m| m.code() == Some(200)).unwrap();
     let sdp = String::from_utf8_lossy(&ok.body).to_string();
-    assert!(sdp.contains("a=recvonly") && sdp.contains("o=voicenav 1 2 "), "{sdp}");
-    assert_eq!(sim.events(), vec![CallEvent::Hold { call: CallId("c11".into()), held: true }]);
+    assert!(
+        sdp.contains("a=recvonly") && sdp.contains("o=voicenav 1 2 "),
+        "{sdp}"
+    );
+    assert_eq!(
+        sim.events(),
+        vec![CallEvent::Hold {
+            call: CallId("c11".into()),
+            held: true
+        }]
+    );
     sim.send(&in_dialog("ACK", "c11", "z9hG4bK-ha", 3, &tag, "", ""));
     sim.advance(Duration::from_secs(5));
-    assert!(sim.codes().is_empty(), "no 200 retransmission after the ACK");
+    assert!(
+        sim.codes().is_empty(),
+        "no 200 retransmission after the ACK"
+    );
     // Out-of-order CSeq: 500.
     sim.send(&in_dialog("INFO", "c11", "z9hG4bK-old", 1, &tag, "", ""));
     assert_eq!(sim.codes(), vec![500]);
@@ -329,17 +441,34 @@ fn refer_with_notify_success_hangs_up() {
     let headers = vec![("X-Voicenav-Queue".to_string(), "credit_card".to_string())];
     sim.ep.handle_command(
         sim.now,
-        CallCommand::Refer { call: CallId("c12".into()), target: "sip:credit_card@127.0.0.1:5080".into(), headers },
+        CallCommand::Refer {
+            call: CallId("c12".into()),
+            target: "sip:credit_card@127.0.0.1:5080".into(),
+            headers,
+        },
     );
     let refer = sim.out().pop().unwrap();
     assert_eq!(refer.method(), Some(&Method::Refer));
-    assert_eq!(refer.header("Refer-To"), Some("<sip:credit_card@127.0.0.1:5080>"));
+    assert_eq!(
+        refer.header("Refer-To"),
+        Some("<sip:credit_card@127.0.0.1:5080>")
+    );
     assert_eq!(refer.header("X-Voicenav-Queue"), Some("credit_card"));
     assert_eq!(refer.request_uri(), Some("sip:caller@127.0.0.1:5061"));
     let mut accepted = Message::response_to(&refer, 202, "Accepted", None);
-    accepted.start = message::StartLine::Response { version: "SIP/2.0".into(), code: 202, reason: "Accepted".into() };
+    accepted.start = message::StartLine::Response {
+        version: "SIP/2.0".into(),
+        code: 202,
+        reason: "Accepted".into(),
+    };
     sim.ep.handle_input(sim.now, sim.peer, &accepted.to_bytes());
-    assert_eq!(sim.events(), vec![CallEvent::TransferProgress { call: CallId("c12".into()), code: 202 }]);
+    assert_eq!(
+        sim.events(),
+        vec![CallEvent::TransferProgress {
+            call: CallId("c12".into()),
+            code: 202
+        }]
+    );
     let notify = in_dialog(
         "NOTIFY",
         "c12",
@@ -352,32 +481,52 @@ fn refer_with_notify_success_hangs_up() {
     sim.send(&notify);
     let out = sim.out();
     assert_eq!(out[0].code(), Some(200));
-    assert_eq!(out[1].method(), Some(&Method::Bye), "bot leg hung up after success");
+    assert_eq!(
+        out[1].method(),
+        Some(&Method::Bye),
+        "bot leg hung up after success"
+    );
     let ev = sim.events();
-    assert!(ev.contains(&CallEvent::TransferResult { call: CallId("c12".into()), outcome: TransferOutcome::Success }));
+    assert!(ev.contains(&CallEvent::TransferResult {
+        call: CallId("c12".into()),
+        outcome: TransferOutcome::Success
+    }));
 }
 
 #[test]
 fn refer_rejected_or_unanswered_is_reported() {
     let mut sim = Sim::open();
     established(&mut sim, "c13");
-    let refer_cmd =
-        CallCommand::Refer { call: CallId("c13".into()), target: "sip:q@127.0.0.1".into(), headers: vec![] };
+    let refer_cmd = CallCommand::Refer {
+        call: CallId("c13".into()),
+        target: "sip:q@127.0.0.1".into(),
+        headers: vec![],
+    };
     sim.ep.handle_command(sim.now, refer_cmd.clone());
     let refer = sim.out().pop().unwrap();
     let mut rejected = Message::response_to(&refer, 403, "Forbidden", None);
-    rejected.start = message::StartLine::Response { version: "SIP/2.0".into(), code: 403, reason: "Forbidden".into() };
+    rejected.start = message::StartLine::Response {
+        version: "SIP/2.0".into(),
+        code: 403,
+        reason: "Forbidden".into(),
+    };
     sim.ep.handle_input(sim.now, sim.peer, &rejected.to_bytes());
     assert_eq!(
         sim.events(),
-        vec![CallEvent::TransferResult { call: CallId("c13".into()), outcome: TransferOutcome::Failed(403) }]
+        vec![CallEvent::TransferResult {
+            call: CallId("c13".into()),
+            outcome: TransferOutcome::Failed(403)
+        }]
     );
     // No answer at all: Timer F, reported as a timeout; the call stays up for a fallback.
     sim.ep.handle_command(sim.now, refer_cmd);
     sim.advance(Duration::from_secs(40));
     let ev = sim.events();
     assert!(
-        ev.contains(&CallEvent::TransferResult { call: CallId("c13".into()), outcome: TransferOutcome::Timeout }),
+        ev.contains(&CallEvent::TransferResult {
+            call: CallId("c13".into()),
+            outcome: TransferOutcome::Timeout
+        }),
         "{ev:?}"
     );
     assert_eq!(sim.ep.active_calls(), 1);
@@ -387,13 +536,27 @@ fn refer_rejected_or_unanswered_is_reported() {
 fn local_hangup_sends_bye_and_closes_on_200() {
     let mut sim = Sim::open();
     established(&mut sim, "c14");
-    sim.ep.handle_command(sim.now, CallCommand::Hangup { call: CallId("c14".into()) });
+    sim.ep.handle_command(
+        sim.now,
+        CallCommand::Hangup {
+            call: CallId("c14".into()),
+        },
+    );
     let bye = sim.out().pop().unwrap();
     assert_eq!(bye.method(), Some(&Method::Bye));
     let mut ok = Message::response_to(&bye, 200, "OK", None);
-    ok.start = message::StartLine::Response { version: "SIP/2.0".into(), code: 200, reason: "OK".into() };
+    ok.start = message::StartLine::Response {
+        version: "SIP/2.0".into(),
+        code: 200,
+        reason: "OK".into(),
+    };
     sim.ep.handle_input(sim.now, sim.peer, &ok.to_bytes());
-    assert_eq!(sim.events(), vec![CallEvent::Closed { call: CallId("c14".into()) }]);
+    assert_eq!(
+        sim.events(),
+        vec![CallEvent::Closed {
+            call: CallId("c14".into())
+        }]
+    );
 }
 
 #[test]
@@ -417,20 +580,46 @@ fn registration_answers_the_challenge() {
     let ch = crate::sip::digest::Challenger::new("carrier", "x").challenges(5);
     let mut r401 = Message::response_to(&reg, 401, "Unauthorized", Some("r"));
     r401.push_header("WWW-Authenticate", ch[1].clone());
-    sim.ep.handle_input(sim.now, Peer { transport: Transport::Udp, addr: t.peer.addr }, &r401.to_bytes());
+    sim.ep.handle_input(
+        sim.now,
+        Peer {
+            transport: Transport::Udp,
+            addr: t.peer.addr,
+        },
+        &r401.to_bytes(),
+    );
     let second = sim.out().pop().unwrap();
-    assert!(second.header("Authorization").unwrap().contains("algorithm=MD5"));
+    assert!(second
+        .header("Authorization")
+        .unwrap()
+        .contains("algorithm=MD5"));
     let mut ok = Message::response_to(&second, 200, "OK", Some("r"));
     ok.push_header("Expires", "60");
-    sim.ep.handle_input(sim.now, Peer { transport: Transport::Udp, addr: t.peer.addr }, &ok.to_bytes());
-    assert_eq!(sim.ep.registrations()[0].1, RegistrationStatus::Registered { expires: 60 });
+    sim.ep.handle_input(
+        sim.now,
+        Peer {
+            transport: Transport::Udp,
+            addr: t.peer.addr,
+        },
+        &ok.to_bytes(),
+    );
+    assert_eq!(
+        sim.ep.registrations()[0].1,
+        RegistrationStatus::Registered { expires: 60 }
+    );
 }
 
 #[test]
 fn time_going_backwards_is_ignored() {
     let mut sim = Sim::open();
     sim.send(&invite("c15", "z9hG4bK-15", 1, None, OFFER));
-    sim.ep.handle_command(sim.now, CallCommand::Answer { call: CallId("c15".into()), media: media() });
+    sim.ep.handle_command(
+        sim.now,
+        CallCommand::Answer {
+            call: CallId("c15".into()),
+            media: media(),
+        },
+    );
     sim.out();
     let earlier = sim.now - Duration::from_secs(1);
     sim.ep.handle_timeout(earlier);

@@ -129,10 +129,14 @@ impl InviteClient {
     }
 
     pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
-        [self.a.map(|(t, _)| (t, Timer::A)), self.b.map(|t| (t, Timer::B)), self.d.map(|t| (t, Timer::D))]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.a.map(|(t, _)| (t, Timer::A)),
+            self.b.map(|t| (t, Timer::B)),
+            self.d.map(|t| (t, Timer::D)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
@@ -219,14 +223,20 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:q@127.0.0.1>;tag=9\r\n\r\n"
         tx.poll_transmit();
         tx.handle_response(clock.now, resp(180));
         assert_eq!(tx.state(), InviteClientState::Proceeding);
-        assert!(tx.poll_timeout().is_some_and(|(_, t)| t == Timer::B), "A stops after a provisional");
+        assert!(
+            tx.poll_timeout().is_some_and(|(_, t)| t == Timer::B),
+            "A stops after a provisional"
+        );
         tx.handle_response(clock.now, resp(486));
         let ack = parse(&tx.poll_transmit().unwrap()).unwrap();
         assert_eq!(ack.method(), Some(&Method::Ack));
         assert_eq!(ack.to_tag().as_deref(), Some("9"));
         assert_eq!(ack.cseq(), Some((5, Method::Ack)));
         tx.handle_response(clock.now, resp(486));
-        assert!(tx.poll_transmit().is_some(), "ACK resent for a retransmitted final response");
+        assert!(
+            tx.poll_transmit().is_some(),
+            "ACK resent for a retransmitted final response"
+        );
         let (d, timer) = tx.poll_timeout().unwrap();
         assert_eq!(timer, Timer::D);
         assert!(d - clock.now >= Duration::from_secs(32));

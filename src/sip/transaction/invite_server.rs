@@ -68,7 +68,9 @@ impl InviteServer {
     pub fn handle_request(&mut self, _now: Instant) {
         if matches!(
             self.state,
-            InviteServerState::Proceeding | InviteServerState::Completed | InviteServerState::Accepted
+            InviteServerState::Proceeding
+                | InviteServerState::Completed
+                | InviteServerState::Accepted
         ) {
             if let Some(r) = &self.last_response {
                 self.transmits.push_back(r.clone());
@@ -90,7 +92,11 @@ impl InviteServer {
         if code < 200 {
             return;
         }
-        self.state = if code < 300 { InviteServerState::Accepted } else { InviteServerState::Completed };
+        self.state = if code < 300 {
+            InviteServerState::Accepted
+        } else {
+            InviteServerState::Completed
+        };
         if !self.reliable {
             self.g = Some((now + self.cfg.t1, self.cfg.t1));
         }
@@ -152,10 +158,14 @@ impl InviteServer {
     }
 
     pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
-        [self.g.map(|(t, _)| (t, Timer::G)), self.h.map(|t| (t, Timer::H)), self.i.map(|t| (t, Timer::I))]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.g.map(|(t, _)| (t, Timer::G)),
+            self.h.map(|t| (t, Timer::H)),
+            self.i.map(|t| (t, Timer::I)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
@@ -207,7 +217,11 @@ mod tests {
             gaps.push((t - last).as_millis());
             last = t;
         }
-        assert_eq!(gaps, vec![500, 1000, 2000, 4000, 4000], "T1 doubling capped at T2");
+        assert_eq!(
+            gaps,
+            vec![500, 1000, 2000, 4000, 4000],
+            "T1 doubling capped at T2"
+        );
         tx.handle_ack(clock.now);
         assert_eq!(tx.state(), InviteServerState::Terminated);
         assert_eq!(tx.poll_event(), Some(TxEvent::Terminated));
@@ -262,7 +276,10 @@ mod tests {
         let cfg = TimerConfig::default();
         let mut tx = InviteServer::new(cfg, true);
         tx.send_response(clock.now, 487, b"487".to_vec());
-        assert_eq!(tx.poll_timeout(), Some((clock.now + cfg.timeout(), Timer::H)));
+        assert_eq!(
+            tx.poll_timeout(),
+            Some((clock.now + cfg.timeout(), Timer::H))
+        );
         tx.handle_ack(clock.now);
         assert_eq!(tx.state(), InviteServerState::Terminated);
     }

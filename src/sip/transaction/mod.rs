@@ -59,7 +59,11 @@ impl TransactionKey {
             Method::Ack => Method::Invite,
             m => m.clone(),
         };
-        let sent_by = if msg.is_request() { via.sent_by().to_ascii_lowercase() } else { String::new() };
+        let sent_by = if msg.is_request() {
+            via.sent_by().to_ascii_lowercase()
+        } else {
+            String::new()
+        };
         let branch = match via.branch() {
             Some(b) if b.starts_with(MAGIC_COOKIE) && b.len() > MAGIC_COOKIE.len() => b.to_string(),
             _ => {
@@ -75,12 +79,19 @@ impl TransactionKey {
                 )
             }
         };
-        Some(TransactionKey { branch, sent_by, method: method.as_str().to_string() })
+        Some(TransactionKey {
+            branch,
+            sent_by,
+            method: method.as_str().to_string(),
+        })
     }
 
     /// The key of a CANCEL's target INVITE (same branch, method INVITE).
     pub fn invite_of_cancel(&self) -> TransactionKey {
-        TransactionKey { method: "INVITE".into(), ..self.clone() }
+        TransactionKey {
+            method: "INVITE".into(),
+            ..self.clone()
+        }
     }
 }
 
@@ -95,7 +106,9 @@ pub(crate) mod testutil {
 
     impl FakeClock {
         pub fn new() -> FakeClock {
-            FakeClock { now: Instant::now() }
+            FakeClock {
+                now: Instant::now(),
+            }
         }
         pub fn advance_to(&mut self, t: Instant) {
             assert!(t >= self.now, "time went backwards in a test");

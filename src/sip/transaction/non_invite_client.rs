@@ -39,7 +39,12 @@ pub struct NonInviteClient {
 
 impl NonInviteClient {
     /// Starts the transaction: the request is sent at once.
-    pub fn new(now: Instant, cfg: TimerConfig, reliable: bool, request: Vec<u8>) -> NonInviteClient {
+    pub fn new(
+        now: Instant,
+        cfg: TimerConfig,
+        reliable: bool,
+        request: Vec<u8>,
+    ) -> NonInviteClient {
         let e = (!reliable).then_some((now + cfg.t1, cfg.t1));
         NonInviteClient {
             state: NonInviteClientState::Trying,
@@ -114,10 +119,14 @@ impl NonInviteClient {
     }
 
     pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
-        [self.e.map(|(t, _)| (t, Timer::E)), self.f.map(|t| (t, Timer::F)), self.k.map(|t| (t, Timer::K))]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.e.map(|(t, _)| (t, Timer::E)),
+            self.f.map(|t| (t, Timer::F)),
+            self.k.map(|t| (t, Timer::K)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
@@ -183,7 +192,11 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\n\r\n"
         assert_eq!(tx.state(), NonInviteClientState::Completed);
         assert!(matches!(tx.poll_event(), Some(TxEvent::Response(m)) if m.code() == Some(202)));
         tx.handle_response(clock.now, resp(202));
-        assert_eq!(tx.poll_event(), None, "retransmitted final response absorbed");
+        assert_eq!(
+            tx.poll_event(),
+            None,
+            "retransmitted final response absorbed"
+        );
         let (k, timer) = tx.poll_timeout().unwrap();
         assert_eq!((timer, k - clock.now), (Timer::K, cfg.t4));
         clock.advance_to(k);
@@ -196,7 +209,10 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\n\r\n"
         let clock = FakeClock::new();
         let cfg = TimerConfig::default();
         let mut tx = NonInviteClient::new(clock.now, cfg, true, b"REGISTER".to_vec());
-        assert_eq!(tx.poll_timeout(), Some((clock.now + cfg.timeout(), Timer::F)));
+        assert_eq!(
+            tx.poll_timeout(),
+            Some((clock.now + cfg.timeout(), Timer::F))
+        );
         tx.handle_response(clock.now, resp(200));
         assert_eq!(tx.state(), NonInviteClientState::Terminated);
     }

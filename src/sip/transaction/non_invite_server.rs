@@ -51,7 +51,10 @@ impl NonInviteServer {
 
     /// A retransmitted request: resend the last response (none yet in Trying).
     pub fn handle_request(&mut self, _now: Instant) {
-        if matches!(self.state, NonInviteServerState::Proceeding | NonInviteServerState::Completed) {
+        if matches!(
+            self.state,
+            NonInviteServerState::Proceeding | NonInviteServerState::Completed
+        ) {
             if let Some(r) = &self.last_response {
                 self.transmits.push_back(r.clone());
             }
@@ -59,7 +62,10 @@ impl NonInviteServer {
     }
 
     pub fn send_response(&mut self, now: Instant, code: u16, bytes: Vec<u8>) {
-        if matches!(self.state, NonInviteServerState::Completed | NonInviteServerState::Terminated) {
+        if matches!(
+            self.state,
+            NonInviteServerState::Completed | NonInviteServerState::Terminated
+        ) {
             return;
         }
         self.transmits.push_back(bytes.clone());
@@ -122,7 +128,11 @@ mod tests {
         tx.handle_request(clock.now);
         assert_eq!(tx.poll_transmit().as_deref(), Some(&b"200"[..]));
         tx.send_response(clock.now, 500, b"500".to_vec());
-        assert_eq!(tx.poll_transmit(), None, "a second final response is not sent");
+        assert_eq!(
+            tx.poll_transmit(),
+            None,
+            "a second final response is not sent"
+        );
         clock.advance_to(t);
         tx.handle_timeout(clock.now);
         assert_eq!(tx.state(), NonInviteServerState::Terminated);
