@@ -196,6 +196,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 },
         } => crate::observe::summary::run(dir.as_deref(), since.as_deref(), &config, json),
         Command::Transcribe(args) => crate::asr::transcribe::run(&args),
+        Command::Classify { flows } => crate::nlu::cli::classify_command(&flows),
+        Command::Catalog {
+            command: CatalogCommand::Stats { flows, json },
+        } => crate::nlu::cli::stats_command(&flows, json),
         other => anyhow::bail!(
             "`{}` is not available in this build yet",
             command_name(&other)
