@@ -1,5 +1,5 @@
 //! Small phrase grammars shared with the dialog and ASR sides: `grammars/yes_no.txt`
-//! (a `# yes` section, then a `# no` section, one phrase per line), `grammars/digits.txt`
+//! (`# yes`, `# no` and `# other` sections, one phrase per line), `grammars/digits.txt`
 //! and `grammars/human_agent.txt` (one phrase per line). Lines starting with `#` are
 //! comments everywhere, so a recogniser can bias on every line of a file as it is.
 
