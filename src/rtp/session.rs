@@ -8,7 +8,9 @@
 //! of RFC 3550 §A.8 is computed for receiver reports.
 //!
 //! Symmetric RTP (RFC 4961): the address packets come from becomes the address we send
-//! to — through NAT the SDP address is often unreachable.
+//! to — through NAT the SDP address is often unreachable. The first source is latched:
+//! packets from other addresses are ignored while it is alive, and only after it has been
+//! silent for [`RELATCH`] may another address take over (no RTP injection by a third party).
 //!
 //! Send side: 20 ms packetisation — [`RtpSession::next_packet`] is called once per
 //! interval with the frame's G.711 payload; the marker bit is set on the first packet of a
@@ -18,7 +20,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::event::{press_packets, Digit, EventPacket, EventPayload, EventReceiver, ReceivedDigit};
 use super::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
@@ -26,6 +28,9 @@ use super::packet::{PacketError, RtpHeader, RtpPacket, Ssrc};
 use super::rtcp::{ReceptionReport, RtcpPacket};
 use super::seq::{ExtSeq, SeqExtender, TsExtender};
 use crate::media::g711::Law;
+
+/// How long the latched source must be silent before another address may take over.
+pub const RELATCH: Duration = Duration::from_secs(2);
 
 /// Session settings from the SDP answer.
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +101,8 @@ pub enum Received {
 pub struct RtpSession {
     config: SessionConfig,
     remote: Option<SocketAddr>,
+    /// The source the caller's packets come from (symmetric RTP latch).
+    latched: Option<SocketAddr>,
     rx: Option<Rx>,
     rx_stats: RxStats,
     digits: VecDeque<ReceivedDigit>,
@@ -133,6 +140,7 @@ impl RtpSession {
             sent_octets: 0,
             last_sr: None,
             last_rx: None,
+            latched: None,
         }
     }
 
@@ -195,6 +203,15 @@ impl RtpSession {
             self.rx_stats.ignored += 1;
             return Ok(Received::Ignored);
         }
+        // Latching: while the current source is alive, packets from any other address are
+        // not the caller's (RTP injection / "RTP bleed"); a source silent for RELATCH may be
+        // replaced (NAT rebinding, a media relay taking over).
+        if let (Some(latched), Some(last)) = (self.latched, self.last_rx) {
+            if from != latched && now.saturating_duration_since(last) < RELATCH {
+                self.rx_stats.ignored += 1;
+                return Ok(Received::Ignored);
+            }
+        }
         if self.rx.as_ref().is_none_or(|r| r.ssrc != h.ssrc) {
             // A new stream (first packet, or the far end restarted with a new SSRC).
             let mut seq = SeqExtender::default();
@@ -215,6 +232,7 @@ impl RtpSession {
             return Ok(Received::Ignored);
         };
         self.remote = Some(from);
+        self.latched = Some(from);
         self.last_rx = Some(now);
         self.rx_stats.packets += 1;
         let seq = rx.seq.extend(h.seq);
@@ -371,7 +389,6 @@ impl RtpSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn cfg() -> SessionConfig {
         SessionConfig {
@@ -474,7 +491,7 @@ mod tests {
             });
         }
         assert_eq!(kinds.iter().take(12).collect::<String>(), "sssssaaaaaaa");
-        // A different SSRC restarts the receive state.
+        // A new SSRC from the latched address restarts the receive state.
         let other = RtpHeader {
             payload_type: 0,
             marker: true,
@@ -484,8 +501,12 @@ mod tests {
         }
         .emit(&frame)
         .unwrap();
-        rx.handle_datagram(t, addr(6001), &other).unwrap();
-        assert_eq!(rx.remote_ssrc(), Some(Ssrc(99)));
+        rx.handle_datagram(t, addr(6000), &other).unwrap();
+        assert_eq!(
+            rx.remote_ssrc(),
+            Some(Ssrc(99)),
+            "the same source restarted with a new SSRC"
+        );
         // Junk is an error, not a panic; comfort noise is ignored.
         assert!(rx.handle_datagram(t, addr(6001), &[1, 2, 3]).is_err());
         let cn = RtpHeader {
@@ -501,6 +522,47 @@ mod tests {
             rx.handle_datagram(t, addr(6001), &cn).unwrap(),
             Received::Ignored
         );
+    }
+
+    #[test]
+    fn latched_source_cannot_be_hijacked_while_alive() {
+        let t0 = Instant::now();
+        let mut rx = RtpSession::new(
+            SessionConfig {
+                ssrc: Ssrc(9),
+                ..cfg()
+            },
+            Some(addr(5000)),
+        );
+        let pkt = |seq: u16, ssrc: u32| {
+            RtpHeader {
+                payload_type: 0,
+                marker: false,
+                seq,
+                timestamp: 160 * seq as u32,
+                ssrc: Ssrc(ssrc),
+            }
+            .emit(&[0xFF; 160])
+            .unwrap()
+        };
+        assert_eq!(
+            rx.handle_datagram(t0, addr(6000), &pkt(1, 1)).unwrap(),
+            Received::Audio
+        );
+        let t1 = t0 + Duration::from_millis(500);
+        assert_eq!(
+            rx.handle_datagram(t1, addr(6666), &pkt(2, 666)).unwrap(),
+            Received::Ignored
+        );
+        assert_eq!(rx.remote(), Some(addr(6000)));
+        assert_eq!(rx.remote_ssrc(), Some(Ssrc(1)));
+        // After the caller's side has been silent for RELATCH, a new source is taken.
+        let t2 = t0 + RELATCH + Duration::from_millis(1);
+        assert_eq!(
+            rx.handle_datagram(t2, addr(7000), &pkt(3, 2)).unwrap(),
+            Received::Audio
+        );
+        assert_eq!(rx.remote(), Some(addr(7000)));
     }
 
     #[test]
