@@ -3,7 +3,8 @@
 //! they left ("您上次咨询的是信用卡账单查询，继续请说'是'或按1").
 //!
 //! The call task saves a [`ResumeContext`] when a call ends without an outcome and looks it
-//! up when a call starts, through [`Continuity`], which wraps a [`ContextStore`]:
+//! up when a call starts, through [`Continuity`], which wraps a [`ContextStore`]; what to
+//! do with what it found is the sans-IO [`offer::ResumeOffer`]. The stores:
 //!
 //! - [`embedded::EmbeddedStore`] (redb, one file in the data folder, nothing to start) for a
 //!   single node — the default;
@@ -21,6 +22,7 @@
 //! `voicenav_continuity_unavailable_total{op}`.
 
 pub mod embedded;
+pub mod offer;
 pub mod redis_store;
 
 use std::future::Future;
@@ -110,7 +112,12 @@ pub fn resume_answer(input: &str) -> Option<bool> {
         "算了",
         "没有",
     ];
-    const YES: [&str; 8] = ["是", "对", "好", "继续", "要", "嗯", "可以", "行"];
+    const YES: [&str; 7] = ["是", "对", "好", "继续", "要", "可以", "行"];
+    // A filler "嗯" alone or before a yes word is a yes; "嗯那个…" is not an answer.
+    let t = match t.trim_start_matches('嗯') {
+        "" if !t.is_empty() => return Some(true),
+        rest => rest,
+    };
     if NO.iter().any(|w| t.starts_with(w)) {
         Some(false)
     } else if YES.iter().any(|w| t.starts_with(w)) {
@@ -473,13 +480,23 @@ mod tests {
 
     #[test]
     fn resume_answers() {
-        for yes in ["1", "是", "是的", "对", "继续", "好的", "嗯 继续。"] {
+        for yes in [
+            "1",
+            "是",
+            "是的",
+            "对",
+            "继续",
+            "好的",
+            "嗯 继续。",
+            "嗯",
+            "嗯嗯",
+        ] {
             assert_eq!(resume_answer(yes), Some(true), "{yes}");
         }
-        for no in ["2", "不", "不用了", "否", "重新开始", "不是"] {
+        for no in ["2", "不", "不用了", "否", "重新开始", "不是", "嗯不用"] {
             assert_eq!(resume_answer(no), Some(false), "{no}");
         }
-        for other in ["", "3", "信用卡账单"] {
+        for other in ["", "3", "信用卡账单", "嗯那个"] {
             assert_eq!(resume_answer(other), None, "{other}");
         }
     }

@@ -130,6 +130,11 @@ impl ComplianceMatcher {
         Self::compile(file, raw)
     }
 
+    /// The grammar of a configuration: `<paths.grammars>/compliance.yaml`.
+    pub fn from_config(cfg: &crate::config::Config) -> Result<ComplianceMatcher, ComplianceError> {
+        Self::load(&cfg.raw.paths.grammars.join("compliance.yaml"))
+    }
+
     /// The grammar shipped in the repository (for tests and tools).
     pub fn shipped() -> Result<ComplianceMatcher, ComplianceError> {
         Self::load(Path::new(concat!(

@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod mask;
+pub mod recorder;
 pub mod records;
 pub mod summary;
 
