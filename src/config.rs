@@ -63,6 +63,14 @@ pub struct SipConfig {
     /// may CANCEL in between).
     #[serde(default = "default_answer_delay_ms")]
     pub answer_delay_ms: u64,
+    /// Digest algorithms offered when an inbound INVITE is challenged, in order of
+    /// preference (RFC 7616): `SHA-256`, `MD5`, `SHA-256-sess`, `MD5-sess`.
+    #[serde(default = "default_digest_algorithms")]
+    pub digest_algorithms: Vec<String>,
+}
+
+fn default_digest_algorithms() -> Vec<String> {
+    vec!["SHA-256".into(), "MD5".into()]
 }
 
 fn default_t1_ms() -> u64 {

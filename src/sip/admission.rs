@@ -38,6 +38,12 @@ impl Acl {
     }
 
     /// Allows everyone (tests, and deployments behind an SBC that filters).
+    /// The digest algorithms offered to challenged callers, in order of preference.
+    pub fn with_algorithms(mut self, algorithms: Vec<super::digest::Algorithm>) -> Acl {
+        self.challenger = self.challenger.with_algorithms(algorithms);
+        self
+    }
+
     pub fn open() -> Acl {
         Acl::new(
             vec![

@@ -229,6 +229,8 @@ fn response(
 pub struct Challenger {
     pub realm: String,
     secret: String,
+    /// Algorithms offered, in order of preference (one `WWW-Authenticate` each).
+    algorithms: Vec<Algorithm>,
 }
 
 impl Challenger {
@@ -236,7 +238,16 @@ impl Challenger {
         Challenger {
             realm: realm.into(),
             secret: secret.into(),
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
         }
+    }
+
+    /// Offers these algorithms, in this order (an empty list keeps the default).
+    pub fn with_algorithms(mut self, algorithms: Vec<Algorithm>) -> Challenger {
+        if !algorithms.is_empty() {
+            self.algorithms = algorithms;
+        }
+        self
     }
 
     /// A fresh nonce from caller-supplied randomness (the core has no RNG of its own).
@@ -255,10 +266,11 @@ impl Challenger {
         want[..16] == *sig
     }
 
-    /// `WWW-Authenticate` values: SHA-256 first, then MD5 (RFC 7616 §3.7 ordering).
+    /// `WWW-Authenticate` values in order of preference (RFC 7616 §3.7; by default SHA-256,
+    /// then MD5).
     pub fn challenges(&self, random: u64) -> Vec<String> {
         let nonce = self.nonce(random);
-        [Algorithm::Sha256, Algorithm::Md5]
+        self.algorithms
             .iter()
             .map(|a| {
                 format!(

@@ -536,6 +536,18 @@ pub fn endpoint_config(config: &Config) -> EndpointConfig {
         }
     }
     let secret = format!("{:032x}", rng.random::<u128>());
+    let algorithms = raw
+        .sip
+        .digest_algorithms
+        .iter()
+        .filter_map(|a| {
+            let parsed = super::digest::Algorithm::parse(a);
+            if parsed.is_none() {
+                tracing::warn!(algorithm = %a, "unknown digest algorithm in sip.digest_algorithms; ignored");
+            }
+            parsed
+        })
+        .collect();
     EndpointConfig {
         timers: TimerConfig::with_t1(t1),
         host,
@@ -545,7 +557,7 @@ pub fn endpoint_config(config: &Config) -> EndpointConfig {
         max_calls: raw.limits.max_calls,
         max_calls_per_second: raw.limits.max_calls_per_second,
         max_transactions: raw.limits.max_calls.saturating_mul(64).max(10_000),
-        acl: Acl::new(allow, users, "voicenav", &secret),
+        acl: Acl::new(allow, users, "voicenav", &secret).with_algorithms(algorithms),
         registrations,
         transfer_timeout: t1 * 64,
         seed: rng.random(),

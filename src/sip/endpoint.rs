@@ -120,6 +120,13 @@ pub enum CallEvent {
         remote_rtp: Option<SocketAddr>,
         peer: Peer,
     },
+    /// We answered an SDP offer (initial INVITE or re-INVITE): codec, telephone-event
+    /// payload type and the peer's RTP address for the media pipeline
+    /// (`media::PipelineConfig::for_answer`).
+    MediaAnswered {
+        call: CallId,
+        answer: crate::sdp::Answer,
+    },
     /// The caller ACKed our 200: media may flow.
     Established { call: CallId },
     /// The caller ended the call (BYE, CANCEL) or never ACKed it.
@@ -956,15 +963,15 @@ impl Endpoint {
             self.respond(now, &key, &msg, 400, "Bad SDP", &[]);
             return;
         }
-        let body = match &offer {
+        let (body, negotiated) = match &offer {
             Some(o) => match sdp::answer(o, &media) {
-                Ok(a) => a.sdp,
+                Ok(a) => (a.sdp.clone(), Some(a)),
                 Err(_) => {
                     self.respond(now, &key, &msg, 488, "Not Acceptable Here", &[]);
                     return;
                 }
             },
-            None => sdp::offer(&media),
+            None => (sdp::offer(&media), None),
         };
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
@@ -991,6 +998,12 @@ impl Endpoint {
         resp.push_header("Content-Type", "application/sdp");
         resp.body = body.into_bytes();
         self.send_response(now, &key, 200, resp);
+        if let Some(answer) = negotiated {
+            self.events.push_back(CallEvent::MediaAnswered {
+                call: call_id.clone(),
+                answer,
+            });
+        }
         if let Some(held) = held {
             self.events.push_back(CallEvent::Hold {
                 call: call_id.clone(),
@@ -1158,9 +1171,9 @@ impl Endpoint {
         else {
             return;
         };
-        let body = match &call.offer {
+        let (body, negotiated) = match &call.offer {
             Some(o) => match sdp::answer(o, &media) {
-                Ok(a) => a.sdp,
+                Ok(a) => (a.sdp.clone(), Some(a)),
                 Err(_) => {
                     let (key, resp) = (
                         call.invite_key.clone(),
@@ -1176,7 +1189,7 @@ impl Endpoint {
                     return;
                 }
             },
-            None => sdp::offer(&media),
+            None => (sdp::offer(&media), None),
         };
         call.media = Some(media);
         call.state = CallState::Answered;
@@ -1191,6 +1204,12 @@ impl Endpoint {
         resp.push_header("Content-Type", "application/sdp");
         resp.body = body.into_bytes();
         self.send_response(now, &key, 200, resp);
+        if let Some(answer) = negotiated {
+            self.events.push_back(CallEvent::MediaAnswered {
+                call: call_id.clone(),
+                answer,
+            });
+        }
     }
 
     fn hangup(&mut self, now: Instant, call_id: &CallId) {

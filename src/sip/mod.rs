@@ -36,7 +36,8 @@
 //!
 //! - events: `Incoming { call, from, ani, to, remote_sdp, remote_rtp, peer }` (ACL,
 //!   overload and codec checks already passed; a 100 Trying is already sent),
-//!   `Established` (ACK), `CallerHangup { reason: Bye | Cancel | NoAck }`,
+//!   `MediaAnswered { answer: sdp::Answer }` (codec, DTMF payload type, peer RTP address,
+//!   after each answer), `Established` (ACK), `CallerHangup { reason: Bye | Cancel | NoAck }`,
 //!   `Dtmf { digit, duration_ms }` (INFO application/dtmf-relay), `Hold { held }`
 //!   (re-INVITE, already answered), `TransferProgress { code }` (REFER response / NOTIFY
 //!   sipfrag), `TransferResult { outcome: Success | Failed(code) | Timeout }` (on Success

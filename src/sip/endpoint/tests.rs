@@ -124,6 +124,13 @@ fn established(sim: &mut Sim, call: &str) -> String {
     assert_eq!(ok.code(), Some(200));
     let tag = ok.to_tag().unwrap();
     assert!(String::from_utf8_lossy(&ok.body).contains("m=audio 20000 RTP/AVP 0 101"));
+    let ev = sim.events();
+    assert!(
+        matches!(&ev[..], [CallEvent::MediaAnswered { answer, .. }]
+        if answer.codec == crate::sdp::Codec::Pcmu && answer.dtmf_pt == Some(101)
+            && answer.remote_rtp == Some("127.0.0.1:6000".parse().unwrap())),
+        "{ev:?}"
+    );
     sim.send(&in_dialog("ACK", call, "z9hG4bK-ack", 1, &tag, "", ""));
     assert_eq!(
         sim.events(),
@@ -416,12 +423,16 @@ fn info_dtmf_and_reinvite_hold() {
         sdp.contains("a=recvonly") && sdp.contains("o=voicenav 1 2 "),
         "{sdp}"
     );
+    let ev = sim.events();
+    assert!(
+        matches!(&ev[0], CallEvent::MediaAnswered { answer, .. } if answer.direction == crate::sdp::Direction::RecvOnly)
+    );
     assert_eq!(
-        sim.events(),
-        vec![CallEvent::Hold {
+        ev[1],
+        CallEvent::Hold {
             call: CallId("c11".into()),
             held: true
-        }]
+        }
     );
     sim.send(&in_dialog("ACK", "c11", "z9hG4bK-ha", 3, &tag, "", ""));
     sim.advance(Duration::from_secs(5));
