@@ -118,6 +118,16 @@ impl Score {
     }
 }
 
+/// CPU time of this process so far (all threads), ms: on a machine shared with other
+/// work, wall time overstates what the code costs; CPU time does not.
+fn cpu_ms() -> u64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let ms = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
+    ms(ru.ru_utime) + ms(ru.ru_stime)
+}
+
 fn pct(v: &mut [u64], p: f32) -> u64 {
     if v.is_empty() {
         return 0;
@@ -140,7 +150,7 @@ fn opts(window: Window, beam: usize, guards: Guards) -> DecodeOptions {
     }
 }
 
-fn cer_section(model: &WhisperModel, clips: &[Clip]) {
+fn cer_section(model: &WhisperModel, clips: &[Clip], skip_rows: usize) {
     println!(
         "\n### CER on the shared clips ({} clips, {} characters)\n",
         clips.len(),
@@ -152,7 +162,7 @@ fn cer_section(model: &WhisperModel, clips: &[Clip]) {
     println!("| configuration | CER 16 kHz | CER G.711 8 kHz | mean decode ms (G.711) |");
     println!("|---|---|---|---|");
     // Before: ct2rs's own Whisper::generate (its per-frame normalised mel, 30 s window).
-    {
+    if skip_rows == 0 {
         let cfg = ct2rs::Config {
             compute_type: ct2rs::ComputeType::INT8,
             num_threads_per_replica: 2,
@@ -177,8 +187,11 @@ fn cer_section(model: &WhisperModel, clips: &[Clip]) {
         println!("| before: ct2rs `Whisper::generate` (crate mel, 30 s, beam 5, no prompt) | {:.1}% | {:.1}% | {} |", a.cer(), b.cer(), b.mean_ms());
     }
     let open = Bias::open();
-    let mut no_prompt = Bias::open();
-    no_prompt.use_prompt = false;
+    let no_prompt = Bias::open();
+    let prompted = Bias {
+        use_prompt: true,
+        ..Bias::open()
+    };
     let runs: Vec<(&str, DecodeOptions, &Bias)> = vec![
         (
             "reference mel, 30 s window, beam 5, no prompt, no guards",
@@ -191,12 +204,12 @@ fn cer_section(model: &WhisperModel, clips: &[Clip]) {
             &no_prompt,
         ),
         (
-            "+ guards + prompt (shipped default)",
+            "+ guards + base prompt 以下是普通话的句子。",
             opts(Window::Full, 5, Guards::default()),
-            &open,
+            &prompted,
         ),
         (
-            "shipped, beam 1 (greedy)",
+            "shipped (guards, no prompt), beam 1 (greedy)",
             opts(Window::Full, 1, Guards::default()),
             &open,
         ),
@@ -213,24 +226,12 @@ fn cer_section(model: &WhisperModel, clips: &[Clip]) {
             &open,
         ),
         (
-            "shipped, fit window (+1 s pad, min 5 s)",
-            opts(
-                Window::Fit {
-                    margin: 100,
-                    min: 500,
-                },
-                5,
-                Guards::default(),
-            ),
-            &open,
-        ),
-        (
             "shipped, fit window (+0.5 s, no min)",
             opts(Window::Fit { margin: 50, min: 0 }, 5, Guards::default()),
             &open,
         ),
     ];
-    for (name, o, bias) in runs {
+    for (name, o, bias) in runs.into_iter().skip(skip_rows) {
         let (mut a, mut b) = (Score::new(), Score::new());
         let mut guards = 0;
         for c in clips {
@@ -272,8 +273,8 @@ fn cer_section(model: &WhisperModel, clips: &[Clip]) {
 /// the endpointer's pause at 200 ms of silence, the endpoint at 700 ms.
 fn latency_section(model: Arc<WhisperModel>, clips: &[Clip]) {
     println!("\n### End of speech → final text (8 kHz G.711 stream, endpoint 900 ms after speech as media::vad's default, pause hint at 200 ms)\n");
-    println!("| configuration | p50 ms | p95 ms | mean decode ms | RTF |");
-    println!("|---|---|---|---|---|");
+    println!("| configuration | p50 ms (measured) | p95 ms (measured) | p50 ms (CPU-time estimate, unloaded) | p95 ms (estimate) | mean decode ms | RTF |");
+    println!("|---|---|---|---|---|---|---|");
     let pool = AsrPool::new(1, Duration::from_secs(5));
     let short: Vec<&Clip> = clips
         .iter()
@@ -310,6 +311,7 @@ fn latency_section(model: Arc<WhisperModel>, clips: &[Clip]) {
         };
         let mut lat = Vec::new();
         let mut dec = Vec::new();
+        let mut est = Vec::new();
         let mut audio_ms = 0u64;
         for _round in 0..2 {
             for c in &short {
@@ -323,7 +325,7 @@ fn latency_section(model: Arc<WhisperModel>, clips: &[Clip]) {
                 for _ in 0..10 {
                     s.accept(&silence).expect("accept");
                 }
-                let t0 = Instant::now();
+                let c_pause = cpu_ms();
                 s.pause();
                 for _ in 0..35 {
                     std::thread::sleep(Duration::from_millis(20));
@@ -332,7 +334,11 @@ fn latency_section(model: Arc<WhisperModel>, clips: &[Clip]) {
                 let end = Instant::now();
                 let r: Transcript = s.finish().wait().unwrap_or_default();
                 lat.push(end.elapsed().as_millis() as u64);
-                let _ = t0;
+                // Unloaded estimate: the decode's CPU time over its 2 threads, less the
+                // 700 ms head start a speculative decode has before the endpoint.
+                let decode_cpu = (cpu_ms() - c_pause) / 2;
+                let head = if speculative { 700 } else { 0 };
+                est.push(decode_cpu.saturating_sub(head));
                 dec.push(r.timings.after_end_ms);
                 audio_ms += r.timings.audio_ms;
             }
@@ -341,9 +347,11 @@ fn latency_section(model: Arc<WhisperModel>, clips: &[Clip]) {
         let rtf = decode_total as f32 / audio_ms.max(1) as f32;
         let mean = decode_total / dec.len().max(1) as u64;
         println!(
-            "| {name} | {} | {} | {mean} | {rtf:.2} |",
+            "| {name} | {} | {} | {} | {} | {mean} | {rtf:.2} |",
             pct(&mut lat.clone(), 0.5),
-            pct(&mut lat, 0.95)
+            pct(&mut lat, 0.95),
+            pct(&mut est.clone(), 0.5),
+            pct(&mut est, 0.95)
         );
     }
     pool.shutdown();
@@ -377,6 +385,7 @@ fn throughput_section(clips: &[Clip]) {
             ..DecodeOptions::default()
         };
         let t = Instant::now();
+        let c0 = cpu_ms();
         let mut audio_ms = 0u64;
         let mut pend = Vec::new();
         for _ in 0..2 {
@@ -390,7 +399,15 @@ fn throughput_section(clips: &[Clip]) {
             let _ = p.wait();
         }
         let wall = t.elapsed().as_millis() as u64;
+        let cpu = cpu_ms() - c0;
         let rtf_core = 2.0 * wall as f32 / audio_ms as f32;
+        let cpu_rtf = cpu as f32 / audio_ms as f32;
+        println!(
+            "- {name}: CPU {:.1} s for {:.1} s of speech → RTF {cpu_rtf:.2} per core (CPU time), {:.1} talkers recognised at once per core",
+            cpu as f32 / 1000.0,
+            audio_ms as f32 / 1000.0,
+            1.0 / cpu_rtf
+        );
         println!(
             "- {name}: {:.1} s of speech in {:.1} s wall on 2 cores → RTF per core {rtf_core:.2}, {:.1} simultaneous talkers per core",
             audio_ms as f32 / 1000.0,
@@ -407,83 +424,147 @@ fn callers_section(model: &WhisperModel, dir: &Path, every: usize) {
         "\n### Caller sentences ({} of 254, every {every}th), through G.711\n",
         clips.len()
     );
-    println!("| biasing | CER |");
-    println!("|---|---|");
-    let mut no_prompt = Bias::open();
-    no_prompt.use_prompt = false;
-    let keywords = keyword_phrases();
-    let mut kw_prompt = Bias::phrases(keywords.clone());
-    kw_prompt.rerank = false;
-    let mut kw_rerank = Bias::phrases(keywords.clone());
-    kw_rerank.use_prompt = true;
-    kw_rerank.prompt = Some(voicenav::asr::bias::BASE_PROMPT.into());
-    let kw_both = Bias::phrases(keywords);
-    for (name, bias) in [
-        ("none", &no_prompt),
-        ("base prompt", &Bias::open()),
-        ("base prompt + re-rank on keywords", &kw_rerank),
-        ("keyword prompt", &kw_prompt),
-        ("keyword prompt + re-rank", &kw_both),
-    ] {
-        let mut s = Score::new();
-        for (c, _, _) in &clips {
-            let t = Instant::now();
-            let r = model
-                .recognize(&c.line, bias, &DecodeOptions::default())
-                .unwrap_or_default();
-            s.add(&c.reference, r.text(), t.elapsed().as_millis() as u64);
+    let grammars = Path::new(env!("CARGO_MANIFEST_DIR")).join("grammars");
+    let open_kw = Bias::for_node(&grammars, Some("open")).expect("grammars/open.txt");
+    let mut plain = open_kw.clone();
+    plain.use_prompt = false;
+    plain.rerank = false;
+    let mut prompted = open_kw.clone();
+    prompted.use_prompt = true;
+    prompted.rerank = false;
+    let variants = [
+        "no biasing",
+        "n-best re-ranked on keywords",
+        "keyword prompt",
+        "keyword prompt + re-rank",
+    ];
+    let mut texts: Vec<Vec<String>> = vec![Vec::new(); variants.len()];
+    let mut scores: Vec<Score> = (0..variants.len()).map(|_| Score::new()).collect();
+    for (c, _, _) in &clips {
+        let t = Instant::now();
+        let a = model
+            .recognize(&c.line, &plain, &DecodeOptions::default())
+            .unwrap_or_default();
+        let ms = t.elapsed().as_millis() as u64;
+        let b = model
+            .recognize(&c.line, &prompted, &DecodeOptions::default())
+            .unwrap_or_default();
+        let outs = [
+            a.text().to_string(),
+            open_kw
+                .rerank(a.alternatives.clone())
+                .first()
+                .map(|h| h.text.clone())
+                .unwrap_or_default(),
+            b.text().to_string(),
+            open_kw
+                .rerank(b.alternatives.clone())
+                .first()
+                .map(|h| h.text.clone())
+                .unwrap_or_default(),
+        ];
+        for (i, o) in outs.into_iter().enumerate() {
+            scores[i].add(&c.reference, &o, ms);
+            texts[i].push(o);
         }
-        println!("| {name} | {:.1}% |", s.cer());
+    }
+    let refs: Vec<String> = clips.iter().map(|(c, _, _)| c.reference.clone()).collect();
+    let saved = serde_json::json!({
+        "names": clips.iter().map(|(c, _, _)| c.name.clone()).collect::<Vec<_>>(),
+        "refs": refs,
+        "labels": clips.iter().map(|(_, q, s)| [q.clone(), s.clone()]).collect::<Vec<_>>(),
+        "variants": variants,
+        "texts": texts,
+        "cer": scores.iter().map(|s| s.cer()).collect::<Vec<_>>(),
+    });
+    let _ = std::fs::write(
+        std::env::temp_dir().join("voicenav-bench-callers.json"),
+        saved.to_string(),
+    );
+    let routed = |lines: &[String]| -> Option<(usize, usize, usize)> {
+        let labels: Vec<(&str, &str)> = clips
+            .iter()
+            .map(|(_, q, s)| (q.as_str(), s.as_str()))
+            .collect();
+        route_accuracy(lines, &labels)
+    };
+    println!("| biasing | CER | queue right (route rows) | scenario right (route rows) |");
+    println!("|---|---|---|---|");
+    let show = |r: Option<(usize, usize, usize)>| match r {
+        Some((q, s, n)) => (
+            format!("{:.0}% ({q}/{n})", 100.0 * q as f32 / n.max(1) as f32),
+            format!("{:.0}% ({s}/{n})", 100.0 * s as f32 / n.max(1) as f32),
+        ),
+        None => ("n/a (no classifier)".into(), "n/a".into()),
+    };
+    let (q, sc) = show(routed(&refs));
+    println!("| the labelled text itself (no recognition) | 0% | {q} | {sc} |");
+    for (i, name) in variants.iter().enumerate() {
+        let (q, sc) = show(routed(&texts[i]));
+        println!("| {name} | {:.1}% | {q} | {sc} |", scores[i].cer());
     }
 }
 
-/// Business keywords a greeting node expects (names of the core scenarios).
-fn keyword_phrases() -> Vec<String> {
-    [
-        "信用卡",
-        "账单",
-        "还款",
-        "额度",
-        "激活",
-        "挂失",
-        "分期",
-        "年费",
-        "积分",
-        "银行卡",
-        "余额",
-        "转账",
-        "密码",
-        "贷款",
-        "房贷",
-        "理财",
-        "基金",
-        "赎回",
-        "车险",
-        "报案",
-        "理赔",
-        "道路救援",
-        "续保",
-        "报价",
-        "保单",
-        "家财险",
-        "意外险",
-        "寿险",
-        "保费",
-        "退保",
-        "受益人",
-        "体检",
-        "挂号",
-        "问诊",
-        "养老金",
-        "年金",
-        "开户",
-        "股票",
-        "投诉",
-        "人工",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+/// Routes recognised lines with `voicenav classify` (the binary beside this example);
+/// returns (queue right, scenario right, route rows).
+fn route_accuracy(lines: &[String], labels: &[(&str, &str)]) -> Option<(usize, usize, usize)> {
+    use std::io::Write;
+    let exe = std::env::current_exe()
+        .ok()?
+        .parent()?
+        .parent()?
+        .join("voicenav");
+    let flows = Path::new(env!("CARGO_MANIFEST_DIR")).join("flows");
+    let mut child = std::process::Command::new(exe)
+        .args(["classify", "--flows"])
+        .arg(&flows)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    for l in lines {
+        let one = l.replace(['\n', '\r'], " ");
+        writeln!(
+            stdin,
+            "{}",
+            if one.trim().is_empty() {
+                "嗯"
+            } else {
+                one.trim()
+            }
+        )
+        .ok()?;
+    }
+    drop(stdin);
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    if rows.len() != lines.len() {
+        return None;
+    }
+    let (mut q, mut s, mut n) = (0, 0, 0);
+    for (row, (queue, scenario)) in rows.iter().zip(labels) {
+        if *scenario == "-" {
+            continue;
+        }
+        n += 1;
+        if row["queue"].as_str() == Some(queue) {
+            q += 1;
+        }
+        if let Some(got) = row["scenario"].as_str() {
+            if got == *scenario || got.starts_with(&format!("{scenario}.")) {
+                s += 1;
+            }
+        }
+    }
+    Some((q, s, n))
 }
 
 /// Non-speech a line carries, with the guards off and on: what Whisper makes of it.
@@ -570,6 +651,7 @@ fn tts_section() {
     let cache =
         PromptCache::new(&dir, g711::Law::Alaw, Arc::new(EspeakNg::default())).expect("cache");
     let mut ms = Vec::new();
+    let c0 = cpu_ms();
     for i in 0..20 {
         let p = PromptSource::Text {
             text: format!(
@@ -583,6 +665,28 @@ fn tts_section() {
         cache.frames(&p).expect("render");
         ms.push(t.elapsed().as_millis() as u64);
     }
+    {
+        use voicenav::tts::Synthesizer;
+        let e = EspeakNg::default();
+        let t = Instant::now();
+        let a = e
+            .synthesize(
+                "您的信用卡本期账单金额为1234元，最后还款日是8号。",
+                &Voice::mandarin(),
+            )
+            .expect("espeak");
+        let synth_ms = t.elapsed().as_millis();
+        let t = Instant::now();
+        let c0 = cpu_ms();
+        let pcm = resample::to_rate(&a.samples, a.rate, 8000).expect("resample");
+        let rs_ms = t.elapsed().as_millis();
+        let rs_cpu = cpu_ms() - c0;
+        let t = Instant::now();
+        let _ = voicenav::tts::cache::encode_frames(&pcm, g711::Law::Alaw);
+        println!("- parts of one render (wall): espeak-ng {synth_ms} ms, resample {} → 8000 Hz {rs_ms} ms (CPU {rs_cpu} ms), G.711 + framing {} µs", a.rate, t.elapsed().as_micros());
+    }
+    let own_cpu = (cpu_ms() - c0) / 20;
+    println!("- CPU time of voicenav's own part per render (resampling, G.711, cache write; espeak-ng is a child process): {own_cpu} ms");
     let p = PromptSource::Text {
         text: "您的信用卡本期账单金额为1000元，最后还款日是5号。".into(),
         voice: Voice::mandarin(),
@@ -617,6 +721,61 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or(shared.join("callers"));
     let all = what == "all";
+    if what == "callers-route" {
+        let path = std::env::temp_dir().join("voicenav-bench-callers.json");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("run `callers` first"))
+                .expect("json");
+        let strs = |x: &serde_json::Value| -> Vec<String> {
+            x.as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|s| s.as_str().unwrap_or("").to_string())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let labels_owned: Vec<(String, String)> = v["labels"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|l| {
+                        (
+                            l[0].as_str().unwrap_or("").into(),
+                            l[1].as_str().unwrap_or("").into(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let labels: Vec<(&str, &str)> = labels_owned
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        println!("| biasing | CER | queue right (route rows) | scenario right (route rows) |");
+        println!("|---|---|---|---|");
+        let fmt = |r: Option<(usize, usize, usize)>| match r {
+            Some((q, s, n)) => format!(
+                "{:.0}% ({q}/{n}) | {:.0}% ({s}/{n})",
+                100.0 * q as f32 / n.max(1) as f32,
+                100.0 * s as f32 / n.max(1) as f32
+            ),
+            None => "n/a | n/a".into(),
+        };
+        println!(
+            "| the labelled text itself | 0% | {} |",
+            fmt(route_accuracy(&strs(&v["refs"]), &labels))
+        );
+        for (i, name) in strs(&v["variants"]).iter().enumerate() {
+            let texts = strs(&v["texts"][i]);
+            println!(
+                "| {name} | {:.1}% | {} |",
+                v["cer"][i].as_f64().unwrap_or(0.0),
+                fmt(route_accuracy(&texts, &labels))
+            );
+        }
+        return;
+    }
     if all || what == "tts" {
         tts_section();
     }
@@ -626,7 +785,13 @@ fn main() {
     );
     let clips = zh_clips(&clips_dir);
     if all || what == "cer" {
-        cer_section(&model, &clips);
+        let skip = args
+            .iter()
+            .position(|a| a == "--skip-rows")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        cer_section(&model, &clips, skip);
     }
     if all || what == "guards" {
         guards_section(&model);
