@@ -1,16 +1,20 @@
 //! One real Mandarin recording through the whole call-side recognition path: 8 kHz G.711
-//! frames into a Whisper stream on the pool, with a CER bound; silence gives no text.
+//! frames into a Whisper stream on the pool, and the same through the media endpointer
+//! (voice path), each with a CER bound; silence gives no text.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use voicenav::asr::text::cer_counts;
+use voicenav::asr::voice::VoicePath;
 use voicenav::asr::whisper::{
     model_present, DecodeOptions, WhisperConfig, WhisperEngine, WhisperModel,
 };
 use voicenav::asr::{AsrPool, Bias, Engine, NoResult};
+use voicenav::media::vad::VadConfig;
 use voicenav::media::{g711, wav};
+use voicenav::tts::{EspeakNg, Voice};
 
 fn shared_speech() -> Option<PathBuf> {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -57,6 +61,26 @@ fn a_recorded_clip_through_g711_is_recognised_within_the_cer_bound_and_silence_i
     );
     assert!(edits * 100 <= n * 20, "CER above 20%: {:?}", t.text());
     assert!(!t.alternatives.is_empty() && t.confidence() > 0.0 && t.confidence() <= 1.0);
+
+    // The offline voice path: half a second of line silence, the clip, then the media
+    // endpointer decides where the utterance is (and hints the pause) before recognition.
+    let path = VoicePath {
+        engine: Arc::new(engine.clone()),
+        synth: Arc::new(EspeakNg::default()),
+        voice: Voice::mandarin(),
+        law: g711::Law::Alaw,
+        vad: VadConfig::default(),
+    };
+    let mut call = vec![0i16; 4000];
+    call.extend_from_slice(&line);
+    let heard = path.hear(&call, &Bias::open()).expect("voice path");
+    let (edits, n) = cer_counts("我认为跑步最重要的就是给我带来了身体健康", heard.text());
+    println!("voice path heard {:?} ({edits}/{n} edits)", heard.text());
+    assert!(
+        edits * 100 <= n * 20,
+        "CER above 20% through the endpointer: {:?}",
+        heard.text()
+    );
 
     let mut s = engine.start(8000, &Bias::open()).expect("stream");
     s.accept(&[0i16; 8000]).expect("accept");
