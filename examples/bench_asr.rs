@@ -272,6 +272,10 @@ fn cer_section(model: &WhisperModel, clips: &[Clip], skip_rows: usize) {
 /// End of speech → final text, for the call path: 8 kHz G.711 frames fed in real time,
 /// the endpointer's pause at 200 ms of silence, the endpoint at 700 ms.
 fn latency_section(model: Arc<WhisperModel>, clips: &[Clip]) {
+    // BENCH_ROWS=0,3 runs only those rows (the machine is shared; full runs take long).
+    let rows: Option<Vec<usize>> = std::env::var("BENCH_ROWS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect());
     println!("\n### End of speech → final text (8 kHz G.711 stream, endpoint 900 ms after speech as media::vad's default, pause hint at 200 ms)\n");
     println!("| configuration | p50 ms (measured) | p95 ms (measured) | p50 ms (CPU-time estimate, unloaded) | p95 ms (estimate) | mean decode ms | RTF |");
     println!("|---|---|---|---|---|---|---|");
@@ -299,13 +303,26 @@ fn latency_section(model: Arc<WhisperModel>, clips: &[Clip]) {
             },
             true,
         ),
-    ] {
+        (
+            "fit window, beam 1 (greedy), speculative on pause",
+            Window::FIT,
+            true,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    .filter(|(i, _)| rows.as_ref().is_none_or(|r| r.contains(i)))
+    .map(|(_, r)| r)
+    {
+        let beam = if name.contains("beam 1") { 1 } else { 5 };
         let engine = WhisperEngine {
             model: Arc::clone(&model),
             pool: pool.clone(),
             options: DecodeOptions {
                 window,
                 speculative,
+                beam_size: beam,
+                nbest: beam.min(3),
                 ..DecodeOptions::default()
             },
         };
