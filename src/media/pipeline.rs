@@ -209,6 +209,13 @@ impl Pipeline {
         self.digit(now, digit, DigitSource::SipInfo);
     }
 
+    /// Changes the endpointer settings for the next listen (end-of-speech silence, maximum
+    /// utterance length, …); the noise floor is kept.
+    pub fn set_vad_config(&mut self, config: VadConfig) {
+        self.config.vad = config;
+        self.vad.set_config(config);
+    }
+
     /// A digit given by hand for an offline replay.
     pub fn handle_scripted_digit(&mut self, now: Instant, digit: Digit) {
         let now = self.clock(now);

@@ -110,6 +110,12 @@ impl Endpointer {
         &self.config
     }
 
+    /// Changes the settings (e.g. a listen node's own end-of-speech silence); the noise
+    /// floor and an utterance in progress are kept.
+    pub fn set_config(&mut self, config: VadConfig) {
+        self.config = config;
+    }
+
     /// True between SpeechStart and SpeechEnd.
     pub fn in_speech(&self) -> bool {
         self.in_speech
@@ -273,6 +279,30 @@ mod tests {
             .collect();
         assert!(run(&mut ep, &line(&vec![0; 8000 * 3], -60.0, 1)).is_empty());
         assert!(run(&mut ep, &line(&hum, -60.0, 2)).is_empty());
+    }
+
+    #[test]
+    fn end_silence_is_configurable_at_run_time() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut pcm = vec![0i16; 8000];
+        pcm.extend((0..8000).map(|_| rng.random_range(-8000..8000i16)));
+        pcm.extend(vec![0i16; 8000 * 2]);
+        let pcm = line(&pcm, -60.0, 6);
+        let end_frame = |ms: u32| {
+            let mut ep = Endpointer::default();
+            ep.set_config(VadConfig {
+                end_silence_ms: ms,
+                ..*ep.config()
+            });
+            run(&mut ep, &pcm)
+                .into_iter()
+                .find(|e| e.1 != VadEvent::SpeechStart)
+                .map(|e| e.0)
+                .unwrap()
+        };
+        // Speech ends at frame 100; the end is reported after the configured silence.
+        assert_eq!(end_frame(300), 100 + 15 - 1);
+        assert_eq!(end_frame(1200), 100 + 60 - 1);
     }
 
     #[test]
