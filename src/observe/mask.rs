@@ -568,6 +568,34 @@ mod tests {
         }
 
         #[test]
+        fn any_luhn_valid_card_is_masked(body in "[3-6][0-9]{11,17}", sep in proptest::sample::select(vec!["", " "])) {
+            let card = luhn_complete(&body);
+            let grouped: String = card
+                .as_bytes()
+                .chunks(4)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect::<Vec<_>>()
+                .join(sep);
+            let text = format!("卡号{grouped}，谢谢");
+            let m = mask_pii(&text);
+            let digits: String = m.chars().filter(|c| c.is_ascii_digit()).collect();
+            proptest::prop_assert_eq!(&digits, &card[card.len() - 4..], "{} -> {}", text, m);
+        }
+
+        #[test]
+        fn any_valid_national_id_is_masked(
+            area in 110000u32..660000,
+            year in 1930u32..2020,
+            month in 1u32..=12,
+            day in 1u32..=28,
+            seq in 0u32..1000,
+        ) {
+            let id = id_complete(&format!("{area}{year}{month:02}{day:02}{seq:03}"));
+            let m = mask_pii(&format!("身份证号{id}"));
+            proptest::prop_assert_eq!(m, format!("身份证号**************{}", &id[14..]));
+        }
+
+        #[test]
         fn any_mobile_is_masked(rest in "[3-9][0-9]{9}", pre in "[a-z ]{0,3}", post in "[a-z ]{0,3}") {
             let number = format!("1{rest}");
             let text = format!("{pre}{number}{post}");
