@@ -171,9 +171,16 @@ mod tests {
             self.paused = true;
         }
         fn finish(&mut self) -> Pending {
-            let text = format!("{}{}", self.samples, if self.paused { " speculative" } else { "" });
+            let text = format!(
+                "{}{}",
+                self.samples,
+                if self.paused { " speculative" } else { "" }
+            );
             Pending::ready(Ok(Transcript {
-                alternatives: vec![Hypothesis { text, confidence: 1.0 }],
+                alternatives: vec![Hypothesis {
+                    text,
+                    confidence: 1.0,
+                }],
                 ..Transcript::default()
             }))
         }
@@ -184,7 +191,10 @@ mod tests {
             "fake"
         }
         fn start(&self, _: u32, _: &Bias) -> Result<Box<dyn Recognizer>, AsrError> {
-            Ok(Box::new(Counting { samples: 0, paused: false }))
+            Ok(Box::new(Counting {
+                samples: 0,
+                paused: false,
+            }))
         }
     }
     struct NoTts;
@@ -221,7 +231,11 @@ mod tests {
     fn heard(pcm: &[i16]) -> (usize, bool) {
         let t = path().hear(pcm, &Bias::open()).expect("hear");
         let text = t.text().to_string();
-        let n = text.split(' ').next().and_then(|n| n.parse().ok()).expect("count");
+        let n = text
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("count");
         (n, text.ends_with("speculative"))
     }
 
@@ -232,7 +246,10 @@ mod tests {
         pcm.extend(speech(1000, &mut seed));
         let (n, spec) = heard(&pcm);
         assert!(spec, "the speculative stream should give the result");
-        assert!((8000..=8000 + 8 * (300 + 200 + 200 + 40)).contains(&n), "{n} samples");
+        assert!(
+            (8000..=8000 + 8 * (300 + 200 + 200 + 40)).contains(&n),
+            "{n} samples"
+        );
     }
 
     #[test]
@@ -243,7 +260,10 @@ mod tests {
         pcm.extend(vec![0i16; 8 * 400]); // 400 ms gap: pause hint, not the end
         pcm.extend(speech(1000, &mut seed));
         let (n, _) = heard(&pcm);
-        assert!(n >= 8 * 2400, "only {n} samples reached the recogniser: the first part was lost");
+        assert!(
+            n >= 8 * 2400,
+            "only {n} samples reached the recogniser: the first part was lost"
+        );
     }
 
     #[test]
