@@ -152,6 +152,9 @@ pub struct CallArgs {
     /// Give up on a call after this many seconds.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Allow a target that is not a loopback address (only an IVR you own).
+    #[arg(long)]
+    pub allow_remote: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -200,6 +203,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Catalog {
             command: CatalogCommand::Stats { flows, json },
         } => crate::nlu::cli::stats_command(&flows, json),
+        Command::Call(args) => Ok(crate::simulator::run_cli(&args)?),
         other => anyhow::bail!(
             "`{}` is not available in this build yet",
             command_name(&other)

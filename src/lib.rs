@@ -21,6 +21,7 @@
 //! - [`dialog`] — flow schema, validation, graph, runtime, hot reload
 //! - [`routing`] — queues and transfer context
 //! - [`replay`] — scripted and recorded calls through the same pipeline
+//! - [`simulator`] — `voicenav call`: scripted callers over real SIP/RTP against any IVR
 //! - [`observe`] — tracing, metrics, health, call records, PII masking
 //! - [`continuity`] — breakpoint resume: context store (embedded redb or Redis)
 //! - [`config`], [`yaml`], [`doctor`], [`server`], [`cli`] — the shell around them
@@ -42,6 +43,7 @@ pub mod routing;
 pub mod rtp;
 pub mod sdp;
 pub mod server;
+pub mod simulator;
 pub mod sip;
 pub mod tts;
 pub mod yaml;
