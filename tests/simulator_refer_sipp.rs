@@ -17,8 +17,8 @@ fn simulator_answers_refer_and_reports_headers() {
     let script = dir.path().join("calls.yaml");
     std::fs::write(
         &script,
-        "- id: accident\n  caller: {ani: \"02088886666\"}\n  turns:\n    - dtmf: 4\n\
-  expect: {queue: auto_claim, scenario: auto_claim.accident_report, outcome: transferred, max_turns: 1}\n",
+        "- id: accident\n  caller: {ani: \"02088886666\"}\n  turns:\n    - dtmf: 4\n  \
+expect: {queue: auto_claim, scenario: auto_claim.accident_report, outcome: transferred, max_turns: 1}\n",
     )
     .unwrap();
     let port = common::free_port();

@@ -347,6 +347,7 @@ impl Uac {
             return;
         }
         let in_dialog = self.dialog.as_ref().is_some_and(|d| d.matches(&req));
+        let mut notify = false;
         let mut tx = NonInviteServer::new(self.cfg.timers, false);
         let respond =
             |code: u16, reason: &str| Message::response_to(&req, code, reason, None).to_bytes();
@@ -392,7 +393,7 @@ impl Uac {
                                     .collect();
                                 self.events
                                     .push_back(UacEvent::Referred { refer_to, headers });
-                                self.send_notify(now);
+                                notify = true;
                             }
                         }
                     }
@@ -405,6 +406,10 @@ impl Uac {
         }
         self.servers.push((branch, tx));
         self.drain_servers();
+        if notify {
+            // After the 202 has gone out.
+            self.send_notify(now);
+        }
     }
 
     /// NOTIFY for the implicit refer subscription: the transfer succeeded (RFC 3515 §2.4.5).
