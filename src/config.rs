@@ -133,7 +133,8 @@ pub struct AsrConfig {
     /// Whisper beam size (1 = greedy).
     #[serde(default = "default_beam")]
     pub beam_size: usize,
-    /// Whisper encoder window: `full` (30 s, as trained) or `fit` (utterance + 1 s, ≥ 10 s).
+    /// Whisper encoder window: `full` (30 s, as trained) or `fit` (utterance + 1 s, ≥ 10 s;
+    /// the default for calls: half the CPU for +1 CER point, docs/BENCHMARKS.md `## speech`).
     #[serde(default = "default_window")]
     pub window: String,
     /// Start decoding on a short pause; discarded if the caller resumes.
@@ -148,7 +149,7 @@ fn default_beam() -> usize {
     5
 }
 fn default_window() -> String {
-    "full".into()
+    "fit".into()
 }
 fn yes_asr() -> bool {
     true
