@@ -57,6 +57,7 @@ fn fnv(tag: u8, parts: &[&str]) -> u64 {
 const W_CHAR1: f32 = 0.5;
 const W_CHAR2: f32 = 1.0;
 const W_CHAR3: f32 = 0.7;
+const W_SKIP2: f32 = 0.4;
 const W_PY1: f32 = 0.35;
 const W_PY2: f32 = 0.7;
 const W_KEYWORD: f32 = 1.2;
@@ -151,6 +152,8 @@ impl Featurizer {
                 feats.push((mix(b'2', &[ch[i], ch[i + 1]]), W_CHAR2));
                 if i + 2 < n {
                     feats.push((mix(b'3', &[ch[i], ch[i + 1], ch[i + 2]]), W_CHAR3));
+                    // Skip-bigram: 车的保险 → (车, 保), 卡丢了 ~ 卡被偷.
+                    feats.push((mix(b'k', &[ch[i], ch[i + 2]]), W_SKIP2));
                 }
             }
         }

@@ -20,7 +20,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
-            epochs: 12,
+            epochs: 8,
             c: 0.2,
             margin: 1.0,
             seed: 0x5eed_cafe,
@@ -81,6 +81,11 @@ impl LinearModel {
         let mut rng = SplitMix(cfg.seed);
         let mut scores = vec![0f32; classes];
         let mut step: f32 = 1.0;
+        // The hot loops index slices with `while` (no iterator calls), so that training
+        // stays fast in unoptimised (debug) builds too: the server trains at start-up.
+        let ws: &mut [f32] = &mut w;
+        let accs: &mut [f32] = &mut acc;
+        let sc: &mut [f32] = &mut scores;
         for _ in 0..cfg.epochs {
             for i in (1..order.len()).rev() {
                 let j = (rng.next() % (i as u64 + 1)) as usize;
@@ -89,32 +94,43 @@ impl LinearModel {
             for &k in &order {
                 let (x, y) = &indexed[k];
                 let y = *y;
-                scores.copy_from_slice(&b);
-                for &(f, v) in x {
-                    let row = &w[f as usize * classes..(f as usize + 1) * classes];
-                    for (s, wv) in scores.iter_mut().zip(row) {
-                        *s += wv * v;
+                let xs: &[(u32, f32)] = x;
+                sc.copy_from_slice(&b);
+                let mut fi = 0;
+                while fi < xs.len() {
+                    let (f, v) = xs[fi];
+                    let base = f as usize * classes;
+                    let mut c = 0;
+                    while c < classes {
+                        sc[c] += ws[base + c] * v;
+                        c += 1;
                     }
+                    fi += 1;
                 }
                 let mut r = usize::MAX;
                 let mut best = f32::NEG_INFINITY;
-                for (c, &s) in scores.iter().enumerate() {
-                    if c != y && s > best {
-                        best = s;
+                let mut c = 0;
+                while c < classes {
+                    if c != y && sc[c] > best {
+                        best = sc[c];
                         r = c;
                     }
+                    c += 1;
                 }
                 if r != usize::MAX {
-                    let loss = cfg.margin - (scores[y] - best);
+                    let loss = cfg.margin - (sc[y] - best);
                     if loss > 0.0 {
                         // ‖x‖² = 1 (+1 for the bias), for both classes' updates.
                         let tau = (loss / 4.0).min(cfg.c);
-                        for &(f, v) in x {
+                        let mut fi = 0;
+                        while fi < xs.len() {
+                            let (f, v) = xs[fi];
                             let base = f as usize * classes;
-                            w[base + y] += tau * v;
-                            w[base + r] -= tau * v;
-                            acc[base + y] += step * tau * v;
-                            acc[base + r] -= step * tau * v;
+                            ws[base + y] += tau * v;
+                            ws[base + r] -= tau * v;
+                            accs[base + y] += step * tau * v;
+                            accs[base + r] -= step * tau * v;
+                            fi += 1;
                         }
                         b[y] += tau;
                         b[r] -= tau;
@@ -153,11 +169,16 @@ impl LinearModel {
     pub fn scores(&self, x: &[Feature], out: &mut Vec<f32>) {
         out.clear();
         out.extend_from_slice(&self.bias);
+        let o: &mut [f32] = out;
+        let w: &[f32] = &self.weights;
+        let classes = self.classes;
         for &(h, v) in x {
             if let Some(&f) = self.vocab.get(&h) {
-                let row = &self.weights[f as usize * self.classes..(f as usize + 1) * self.classes];
-                for (s, wv) in out.iter_mut().zip(row) {
-                    *s += wv * v;
+                let base = f as usize * classes;
+                let mut c = 0;
+                while c < classes {
+                    o[c] += w[base + c] * v;
+                    c += 1;
                 }
             }
         }
