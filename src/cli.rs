@@ -200,6 +200,19 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Catalog {
             command: CatalogCommand::Stats { flows, json },
         } => crate::nlu::cli::stats_command(&flows, json),
+        Command::Flows {
+            command: FlowsCommand::Validate { dir },
+        } => crate::dialog::cli::validate_command(&dir),
+        Command::Flows {
+            command: FlowsCommand::Graph { flow, format },
+        } => crate::dialog::cli::graph_command(&flow, format),
+        Command::Replay(ReplayArgs {
+            script: Some(script),
+            audio: false,
+            flows,
+            config,
+            ..
+        }) => crate::replay::run_script(&script, &flows, &config),
         other => anyhow::bail!(
             "`{}` is not available in this build yet",
             command_name(&other)
