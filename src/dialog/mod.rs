@@ -75,7 +75,33 @@ use crate::nlu::IntentClassifier;
 use crate::yaml::Diagnostic;
 
 /// The classifier a flows folder is validated and run with: `nlu::Nlu` trained on the
-/// folder's `catalog/` (grammars from the repository's `grammars/`).
+/// folder's `catalog/` with the grammars of its sibling `grammars/`. A folder without a
+/// catalogue (a scratch copy of a few flow files) uses the one of `./flows`, and missing
+/// grammars come from `./grammars`, else from the source tree voicenav was built from.
 pub fn classifier_for(flows: &Path) -> Result<Arc<dyn IntentClassifier>, Vec<Diagnostic>> {
-    Ok(Arc::new(crate::nlu::Nlu::load(flows)?))
+    let built = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let first_with = |cands: [&Path; 3], sub: &str| {
+        cands
+            .into_iter()
+            .find(|c| c.join(sub).is_dir())
+            .unwrap_or(cands[0])
+            .to_path_buf()
+    };
+    let catalog_home = first_with([flows, Path::new("flows"), &built.join("flows")], "catalog");
+    let own_grammars = crate::nlu::default_grammars_dir(flows);
+    let grammars = [
+        own_grammars.clone(),
+        "grammars".into(),
+        built.join("grammars"),
+    ]
+    .into_iter()
+    .find(|g| g.is_dir())
+    .unwrap_or(own_grammars);
+    if catalog_home != flows {
+        tracing::info!(catalog = %catalog_home.join("catalog").display(), "no catalog/ in {}; using this one", flows.display());
+    }
+    Ok(Arc::new(crate::nlu::Nlu::load_with(
+        &catalog_home,
+        &grammars,
+    )?))
 }

@@ -27,6 +27,10 @@ pub const TRANSFER_GUARD: Duration = Duration::from_secs(30);
 /// Steps taken without caller input before the session gives up (a validated flow set
 /// never gets near it).
 const MAX_HOPS: u32 = 64;
+/// The rest of a "no, …" answer must classify at least this sure to count as a correction.
+const CORRECTION_MIN_CONFIDENCE: f32 = 0.3;
+/// Yes words that are also fillers: a yes only alone or followed by another yes word.
+const FILLER_YES: [&str; 2] = ["嗯", "啊"];
 
 /// Something that happened on the caller's side of the call.
 #[derive(Debug, Clone, PartialEq)]
@@ -556,7 +560,10 @@ impl Session {
             return None;
         }
         let c = self.flows.classifier.classify(rest);
-        (c.scenario.is_some() && c.decision != Decision::Clarify).then(|| Intent::of(&c))
+        (c.scenario.is_some()
+            && c.decision != Decision::Clarify
+            && c.confidence >= CORRECTION_MIN_CONFIDENCE)
+            .then(|| Intent::of(&c))
     }
 
     fn yes_no(&self, text: &str) -> Answer {
@@ -566,6 +573,16 @@ impl Session {
                 let rest = rest.trim_start_matches(word.as_str()).to_string();
                 if !*yes {
                     return Answer::No { rest };
+                }
+                let filler_then_more = FILLER_YES.contains(&word.as_str())
+                    && !rest.is_empty()
+                    && !self
+                        .flows
+                        .lexicon
+                        .iter()
+                        .any(|(w, y)| *y && rest.starts_with(w.as_str()));
+                if filler_then_more {
+                    return Answer::Other;
                 }
                 // "是车险报案" to "您是要查询人寿理赔吗？": a new request, not a yes.
                 if let Some(i) = self.correction(&rest) {

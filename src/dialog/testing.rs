@@ -80,4 +80,3 @@ impl IntentClassifier for FakeClassifier {
         CORE_SCENARIOS.contains(&scenario)
     }
 }
-
