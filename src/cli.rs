@@ -204,6 +204,19 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             command: CatalogCommand::Stats { flows, json },
         } => crate::nlu::cli::stats_command(&flows, json),
         Command::Call(args) => Ok(crate::simulator::run_cli(&args)?),
+        Command::Flows {
+            command: FlowsCommand::Validate { dir },
+        } => crate::dialog::cli::validate_command(&dir),
+        Command::Flows {
+            command: FlowsCommand::Graph { flow, format },
+        } => crate::dialog::cli::graph_command(&flow, format),
+        Command::Replay(ReplayArgs {
+            script: Some(script),
+            audio: false,
+            flows,
+            config,
+            ..
+        }) => crate::replay::run_script(&script, &flows, &config),
         other => anyhow::bail!(
             "`{}` is not available in this build yet",
             command_name(&other)

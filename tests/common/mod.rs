@@ -231,3 +231,43 @@ macro_rules! require_tool {
         }
     };
 }
+
+/// A scratch flows folder: copies of the shipped flow files, the shipped catalogue
+/// (and any other folder) linked in.
+pub fn flows_copy() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for e in std::fs::read_dir(repo().join("flows")).expect("flows folder") {
+        let p = e.expect("entry").path();
+        let name = p.file_name().expect("name");
+        if p.is_dir() {
+            std::os::unix::fs::symlink(&p, tmp.path().join(name)).expect("symlink");
+        } else if p.extension().is_some_and(|x| x == "yaml") {
+            std::fs::copy(&p, tmp.path().join(name)).expect("copy");
+        }
+    }
+    tmp
+}
+
+/// A flows folder holding only `files` (name, text), the shipped catalogue linked in.
+pub fn flows_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let catalog = repo().join("flows/catalog");
+    if catalog.is_dir() {
+        std::os::unix::fs::symlink(&catalog, tmp.path().join("catalog")).expect("symlink");
+    }
+    for (name, text) in files {
+        std::fs::write(tmp.path().join(name), text).expect("write");
+    }
+    tmp
+}
+
+/// 1-based line and column (in chars) of the first occurrence of `needle` in `text`.
+pub fn line_col(text: &str, needle: &str) -> (usize, usize) {
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("`{needle}` not in text"));
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
