@@ -1216,8 +1216,10 @@ impl CallTask {
             });
         });
         if let Some(t) = self.last_speech_end.take() {
+            let turn = now.saturating_duration_since(t);
             metrics::histogram!("voicenav_turn_latency_seconds", "reply" => "prompt")
-                .record(now.saturating_duration_since(t).as_secs_f64());
+                .record(turn.as_secs_f64());
+            tracing::info!(turn_ms = turn.as_millis() as u64, reply = "prompt", "turn latency");
         }
         let prompt = player::Prompt::new(id.clone(), frames.bytes().to_vec(), barge_in);
         self.waiting.push_back(Queued {
@@ -1299,8 +1301,10 @@ impl CallTask {
                 scenario,
             }) => {
                 if let Some(t) = self.last_speech_end.take() {
+                    let turn = now.saturating_duration_since(t);
                     metrics::histogram!("voicenav_turn_latency_seconds", "reply" => "transfer")
-                        .record(now.saturating_duration_since(t).as_secs_f64());
+                        .record(turn.as_secs_f64());
+                    tracing::info!(turn_ms = turn.as_millis() as u64, reply = "transfer", "turn latency");
                 }
                 let at_ms = self.at_ms(now);
                 tracing::info!(%queue, %target, "transferring (REFER)");
