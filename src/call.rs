@@ -346,7 +346,8 @@ fn event_call(ev: &CallEvent) -> &CallId {
         | CallEvent::Hold { call, .. }
         | CallEvent::TransferProgress { call, .. }
         | CallEvent::TransferResult { call, .. }
-        | CallEvent::Closed { call } => call,
+        | CallEvent::Closed { call }
+        | CallEvent::MediaAnswered { call, .. } => call,
         CallEvent::Registration { .. } => {
             static NONE: std::sync::OnceLock<CallId> = std::sync::OnceLock::new();
             NONE.get_or_init(|| CallId(String::new()))
@@ -1219,7 +1220,11 @@ impl CallTask {
             let turn = now.saturating_duration_since(t);
             metrics::histogram!("voicenav_turn_latency_seconds", "reply" => "prompt")
                 .record(turn.as_secs_f64());
-            tracing::info!(turn_ms = turn.as_millis() as u64, reply = "prompt", "turn latency");
+            tracing::info!(
+                turn_ms = turn.as_millis() as u64,
+                reply = "prompt",
+                "turn latency"
+            );
         }
         let prompt = player::Prompt::new(id.clone(), frames.bytes().to_vec(), barge_in);
         self.waiting.push_back(Queued {
@@ -1304,7 +1309,11 @@ impl CallTask {
                     let turn = now.saturating_duration_since(t);
                     metrics::histogram!("voicenav_turn_latency_seconds", "reply" => "transfer")
                         .record(turn.as_secs_f64());
-                    tracing::info!(turn_ms = turn.as_millis() as u64, reply = "transfer", "turn latency");
+                    tracing::info!(
+                        turn_ms = turn.as_millis() as u64,
+                        reply = "transfer",
+                        "turn latency"
+                    );
                 }
                 let at_ms = self.at_ms(now);
                 tracing::info!(%queue, %target, "transferring (REFER)");
@@ -1479,6 +1488,8 @@ impl CallTask {
                 self.stop_media(now);
                 self.stage = Stage::Done;
             }
+            // The codec was decided from the same offer in `answer` (sdp::answer).
+            CallEvent::MediaAnswered { .. } => {}
             CallEvent::Incoming { .. } | CallEvent::Registration { .. } => {}
         }
     }
