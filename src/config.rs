@@ -38,6 +38,49 @@ pub struct RawConfig {
     pub trunks: Vec<TrunkConfig>,
     #[serde(default)]
     pub continuity: ContinuityConfig,
+    /// Per-call timers of the call task (`src/call.rs`).
+    #[serde(default)]
+    pub call: CallConfig,
+}
+
+/// Timers of one call (issue 10 §9): how long the call task waits before it ends or
+/// recovers a call that went wrong.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallConfig {
+    /// Seconds without RTP from the caller (not on hold) before the call is ended.
+    #[serde(default = "default_rtp_timeout")]
+    pub rtp_timeout_secs: f64,
+    /// Seconds a recognition may take before it counts as no-match.
+    #[serde(default = "default_recognition_timeout")]
+    pub recognition_timeout_secs: f64,
+    /// Longest call in seconds.
+    #[serde(default = "default_max_call")]
+    pub max_call_secs: f64,
+    /// Name of this node in call records (several nodes behind a dispatcher).
+    #[serde(default)]
+    pub node: Option<String>,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        CallConfig {
+            rtp_timeout_secs: default_rtp_timeout(),
+            recognition_timeout_secs: default_recognition_timeout(),
+            max_call_secs: default_max_call(),
+            node: None,
+        }
+    }
+}
+
+fn default_rtp_timeout() -> f64 {
+    20.0
+}
+fn default_recognition_timeout() -> f64 {
+    10.0
+}
+fn default_max_call() -> f64 {
+    1800.0
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -30,6 +30,7 @@
 //! Network input never panics a core; one call's failure ends that call, never the server.
 
 pub mod asr;
+pub mod call;
 pub mod cli;
 pub mod config;
 pub mod continuity;

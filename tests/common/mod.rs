@@ -2,6 +2,8 @@
 //! ports, a test configuration on those ports, and a server process that is killed on drop.
 #![allow(dead_code)]
 
+/// Whole calls: servers with the recogniser, caller media as pcaps, SIPp callers, records.
+pub mod call;
 /// A test caller sending real RTP with loss and jitter.
 pub mod rtp_sender;
 /// Real services (redis-server, kamailio, SIPp nodes) on loopback for one test.
