@@ -1,4 +1,4 @@
-//! Benchmarks of the whole call (issue 10 §8), run by `scripts/bench-call` (ignored in the
+//! Benchmarks of the whole call (issue 10 §8), run by `scripts/bench-call-sipp` (ignored in the
 //! normal test run: they take minutes and measure, they do not assert figures):
 //! turn latency and where it goes, concurrent calls held with live RTP both ways and
 //! memory per call, calls per second through answer-greet-route at 0 failures.
